@@ -1,0 +1,215 @@
+"""Signing JSON and events (appendices "Signing JSON"; server-server API
+"Signing Events"; v5 signing requirements).
+
+Thin wrappers over `signedjson` so the rest of the server never touches key
+objects' internals.  Nothing here fetches keys: callers look them up (and
+enforce `valid_until_ts`) and pass VerifyKey objects in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import signedjson.key
+import signedjson.sign
+from signedjson.key import SigningKey, VerifyKey
+from signedjson.sign import SignatureVerifyException
+
+from homeserver.protocol.event_hashing import add_content_hash
+from homeserver.protocol.redaction import redact_event
+from homeserver.protocol.room_versions import RoomVersion, get_room_version
+
+__all__ = [
+    "SignatureError",
+    "SigningKey",
+    "VerifyKey",
+    "decode_signing_key_base64",
+    "decode_verify_key_base64",
+    "encode_signing_key_base64",
+    "encode_verify_key_base64",
+    "generate_signing_key",
+    "get_verify_key",
+    "key_id",
+    "read_signing_keys",
+    "required_signing_servers",
+    "sign_event",
+    "sign_json",
+    "verify_event_signature",
+    "verify_json",
+    "write_signing_keys",
+]
+
+
+class SignatureError(Exception):
+    """A required signature is missing or does not verify."""
+
+
+def domain_of(identifier: str) -> str:
+    """Server name part of a user / room / event id ("@a:b:8448" -> "b:8448")."""
+    _, sep, domain = identifier.partition(":")
+    if not sep or not domain:
+        raise ValueError(f"Identifier has no domain: {identifier!r}")
+    return domain
+
+
+# --- keys -----------------------------------------------------------------
+
+
+def generate_signing_key(version: str) -> SigningKey:
+    """A fresh ed25519 signing key with key id `ed25519:<version>`."""
+    return signedjson.key.generate_signing_key(version)
+
+
+def encode_signing_key_base64(key: SigningKey) -> str:
+    return signedjson.key.encode_signing_key_base64(key)
+
+
+def decode_signing_key_base64(algorithm: str, version: str, key_base64: str) -> SigningKey:
+    return signedjson.key.decode_signing_key_base64(algorithm, version, key_base64)
+
+
+def get_verify_key(key: SigningKey) -> VerifyKey:
+    return signedjson.key.get_verify_key(key)
+
+
+def encode_verify_key_base64(key: VerifyKey) -> str:
+    return signedjson.key.encode_verify_key_base64(key)
+
+
+def decode_verify_key_base64(algorithm: str, version: str, key_base64: str) -> VerifyKey:
+    return signedjson.key.decode_verify_key_base64(algorithm, version, key_base64)
+
+
+def key_id(key: SigningKey | VerifyKey) -> str:
+    """The `<algorithm>:<version>` id under which the key signs."""
+    return f"{key.alg}:{key.version}"
+
+
+def read_signing_keys(text: str | Iterable[str]) -> list[SigningKey]:
+    """Parse a signing key file (`ed25519 <version> <base64 seed>` per line).
+
+    Blank lines are skipped, which signedjson itself does not do.
+    """
+    lines = text.splitlines() if isinstance(text, str) else text
+    return signedjson.key.read_signing_keys(line for line in lines if line.strip())
+
+
+def write_signing_keys(keys: Iterable[SigningKey]) -> str:
+    """Serialise keys in the format read_signing_keys accepts."""
+
+    class _Sink:
+        def __init__(self) -> None:
+            self.parts: list[str] = []
+
+        def write(self, s: str) -> None:
+            self.parts.append(s)
+
+    sink = _Sink()
+    signedjson.key.write_signing_keys(sink, list(keys))
+    return "".join(sink.parts)
+
+
+# --- plain JSON -------------------------------------------------------------
+
+
+def _copy_signatures(obj: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    signatures = obj.get("signatures") or {}
+    return {server: dict(sigs) for server, sigs in signatures.items()}
+
+
+def sign_json(obj: Mapping[str, Any], server_name: str, signing_key: SigningKey) -> dict[str, Any]:
+    """Return a copy of `obj` with `server_name`'s signature added.
+
+    Existing signatures (from other servers or other keys) are preserved.
+    """
+    copy = dict(obj)
+    copy["signatures"] = _copy_signatures(obj)
+    return signedjson.sign.sign_json(copy, server_name, signing_key)
+
+
+def verify_json(obj: Mapping[str, Any], server_name: str, verify_key: VerifyKey) -> None:
+    """Raise SignatureError unless `obj` carries a valid signature by `verify_key`
+    under `server_name`."""
+    try:
+        signedjson.sign.verify_signed_json(dict(obj), server_name, verify_key)
+    except SignatureVerifyException as e:
+        raise SignatureError(str(e)) from e
+
+
+# --- events -----------------------------------------------------------------
+
+
+def sign_event(
+    event: Mapping[str, Any],
+    room_version: RoomVersion | str,
+    server_name: str,
+    signing_key: SigningKey,
+) -> dict[str, Any]:
+    """Return a copy of `event` signed by `server_name`.
+
+    The signature covers the redacted form (so it survives redaction).  If the
+    event has no `hashes.sha256` yet the content hash is added first, because
+    a signature over a hash-less event would pin nothing of its content;
+    existing hashes are left alone so co-signing (e.g. a restricted join's
+    authorising server) cannot invalidate the sender's signature.
+    """
+    rv = get_room_version(room_version)
+    hashes = event.get("hashes")
+    if not (isinstance(hashes, Mapping) and "sha256" in hashes):
+        event = add_content_hash(dict(event))
+    redacted = redact_event(event, rv)
+    # signedjson mutates the `signatures` dict it finds, which redact_event
+    # shares with the caller's event; give it a private one.
+    redacted["signatures"] = {}
+    signed_redacted = signedjson.sign.sign_json(redacted, server_name, signing_key)
+    result = dict(event)
+    signatures = _copy_signatures(event)
+    for server, sigs in signed_redacted["signatures"].items():
+        signatures.setdefault(server, {}).update(sigs)
+    result["signatures"] = signatures
+    return result
+
+
+def verify_event_signature(
+    event: Mapping[str, Any],
+    room_version: RoomVersion | str,
+    server_name: str,
+    verify_key: VerifyKey,
+) -> None:
+    """Raise SignatureError unless `server_name` signed the redacted `event`
+    with `verify_key`.  Works on both full and already-redacted copies.
+
+    The event must be as on the wire: a locally attached `event_id` on a
+    room version 4+ event would be covered by the check and fail it.
+    """
+    rv = get_room_version(room_version)
+    redacted = redact_event(event, rv)
+    try:
+        signedjson.sign.verify_signed_json(redacted, server_name, verify_key)
+    except SignatureVerifyException as e:
+        raise SignatureError(str(e)) from e
+
+
+def required_signing_servers(event: Mapping[str, Any], room_version: RoomVersion | str) -> set[str]:
+    """Servers whose signature on `event` must be present and valid.
+
+    Matches Synapse's `_check_sigs_on_pdu`:
+    * the sender's server -- except for invites converted from a third-party
+      invite, which may be sent by a different server than the sender's (the
+      auth rules tie the sender to the m.room.third_party_invite instead);
+    * for restricted joins, the server of `join_authorised_via_users_server`.
+    Room versions 1/2 (event-id domain) are not supported, so need no rule.
+    """
+    rv = get_room_version(room_version)
+    servers: set[str] = set()
+    content = event.get("content")
+    if not isinstance(content, Mapping):
+        content = {}
+    membership = content.get("membership") if event.get("type") == "m.room.member" else None
+    if not (membership == "invite" and "third_party_invite" in content):
+        servers.add(domain_of(event["sender"]))
+    authoriser = content.get("join_authorised_via_users_server")
+    if rv.restricted_join_rule and membership == "join" and isinstance(authoriser, str):
+        servers.add(domain_of(authoriser))
+    return servers
