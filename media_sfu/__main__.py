@@ -1,0 +1,49 @@
+"""``python -m media_sfu --config wspr.yaml``: run the SFU until SIGTERM/SIGINT.
+
+``wspr run`` spawns this as a child process so that the SFU gets its own core (aiortc is
+asyncio-only and the GIL would otherwise make the homeserver and the SFU share one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from .config import SFUConfig
+from .server import SFUServer
+
+
+async def _run(config: SFUConfig) -> None:
+    server = SFUServer(config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    # tell clients we are going (SERVER_SHUTDOWN) and close PCs before exiting
+    await server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m media_sfu", description="WSPR selective forwarding unit")
+    ap.add_argument("--config", required=True, help="path to wspr.yaml (its sfu: section is read)")
+    args = ap.parse_args(argv)
+    try:
+        config = SFUConfig.from_yaml_file(args.config)
+    except (OSError, ValueError) as e:
+        print(f"media_sfu: bad configuration: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not config.enabled:
+        logging.getLogger("media_sfu").info("sfu.enabled is false; exiting")
+        return 0
+    asyncio.run(_run(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The only module that touches aiortc's private internals (aiortc is pinned to 1.16.0).
+
+aiortc has no packet-level API: an ``RTCRtpReceiver`` always depacketizes, jitter-buffers and
+decodes, and an ``RTCRtpSender`` always pulls frames from a track and encodes them. An SFU
+needs neither, so:
+
+* :class:`ReceiverTap` replaces a receiver's ``_handle_rtp_packet`` (called by the DTLS
+  transport for every decrypted RTP packet) with a version that keeps what the publisher
+  needs from a receiver (RTCP receiver-report statistics, REMB bandwidth estimates from
+  abs-send-time, RTX unwrapping, NACKs for lost packets) and then hands the packet to the SFU
+  instead of the jitter buffer and decoder.
+* :class:`ForwardingSender` drives an ``RTCRtpSender`` whose track never yields a frame, and
+  writes rewritten packets straight to its DTLS transport. It stores them in the sender's
+  own RTP history so aiortc answers the subscriber's NACKs (with RTX when negotiated),
+  updates the counters aiortc's RTCP sender reports are built from, and turns the
+  subscriber's PLI/FIR (which aiortc would turn into "encode a keyframe") into a callback.
+
+Every private name used is listed in :data:`RECEIVER_PRIVATE_ATTRS`,
+:data:`SENDER_PRIVATE_ATTRS` and :data:`PRIVATE_METHODS`; :func:`check_internals` verifies
+them at startup and tests/media_sfu/test_aiortc_internals.py covers them, so an aiortc
+upgrade that moves them fails loudly instead of silently forwarding nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import clock as aiortc_clock
+from aiortc.codecs import is_rtx
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
+    RtcpPsfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unwrap_rtx,
+)
+
+log = logging.getLogger(__name__)
+
+_R = "_RTCRtpReceiver__"
+_S = "_RTCRtpSender__"
+
+RECEIVER_PRIVATE_ATTRS = (
+    _R + "codecs",  # dict[payload type, RTCRtpCodecParameters]
+    _R + "rtx_ssrc",  # dict[rtx ssrc, media ssrc]
+    _R + "nack_generator",  # NackGenerator | None (video only)
+    _R + "remote_streams",  # dict[ssrc, StreamStatistics] feeding receiver reports
+    _R + "remote_bitrate_estimator",  # RemoteBitrateEstimator | None (video only)
+    _R + "rtcp_ssrc",  # SSRC used as sender of our RTCP
+    _R + "active_ssrc",
+)
+SENDER_PRIVATE_ATTRS = (
+    _S + "rtp_history",  # dict[seq % RTP_HISTORY_SIZE, RtpPacket] answered on NACK
+    _S + "rtp_header_extensions_map",
+    _S + "ntp_timestamp",  # sender report counters
+    _S + "rtp_timestamp",
+    _S + "octet_count",
+    _S + "packet_count",
+)
+PRIVATE_METHODS = (
+    (RTCRtpReceiver, "_handle_rtp_packet"),
+    (RTCRtpReceiver, "_send_rtcp"),
+    (RTCRtpReceiver, "_send_rtcp_nack"),
+    (RTCRtpReceiver, "_send_rtcp_pli"),
+    (RTCRtpSender, "_send_keyframe"),
+    (RTCRtpSender, "_retransmit"),
+    (RTCRtpSender, "_handle_rtcp_packet"),
+    (RTCRtpSender, "send"),
+)
+
+
+class AiortcInternalsChanged(RuntimeError):
+    pass
+
+
+def check_internals(receiver: RTCRtpReceiver | None = None, sender: RTCRtpSender | None = None) -> None:
+    """Raise :class:`AiortcInternalsChanged` if a private name this module relies on is gone."""
+    for cls, name in PRIVATE_METHODS:
+        if not callable(getattr(cls, name, None)):
+            raise AiortcInternalsChanged(f"{cls.__name__}.{name} is missing")
+    for obj, names in ((receiver, RECEIVER_PRIVATE_ATTRS), (sender, SENDER_PRIVATE_ATTRS)):
+        if obj is None:
+            continue
+        for name in names:
+            if not hasattr(obj, name):
+                raise AiortcInternalsChanged(f"{type(obj).__name__} has no attribute {name}")
+
+
+PacketHandler = Callable[[RtpPacket, RTCRtpCodecParameters], Awaitable[None]]
+
+
+class ReceiverTap:
+    """Take RTP packets from an ``RTCRtpReceiver`` before its jitter buffer."""
+
+    def __init__(self, receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
+        check_internals(receiver=receiver)
+        self.receiver = receiver
+        self.on_packet = on_packet
+        self.packets = 0
+        self.bytes = 0
+        self.last_packet_time = 0.0
+        receiver._handle_rtp_packet = self._handle_rtp_packet  # type: ignore[method-assign]
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        r = self.receiver
+        if not r._enabled:
+            return
+        rbe = getattr(r, _R + "remote_bitrate_estimator")
+        if rbe is not None and packet.extensions.abs_send_time is not None:
+            # REMB keeps the publisher's bandwidth estimate (and so its bitrate) up
+            remb = rbe.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            rtcp_ssrc = getattr(r, _R + "rtcp_ssrc")
+            if rtcp_ssrc is not None and remb is not None:
+                await r._send_rtcp(
+                    RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb))
+                )
+        codecs = getattr(r, _R + "codecs")
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        streams = getattr(r, _R + "remote_streams")
+        stats = streams.get(packet.ssrc)
+        if stats is None:
+            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stats.add(packet)
+        if is_rtx(codec):
+            original_ssrc = getattr(r, _R + "rtx_ssrc").get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if original_ssrc is None or len(packet.payload) < 2 or not isinstance(apt, int) or apt not in codecs:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+            codec = codecs[apt]
+        nackgen = getattr(r, _R + "nack_generator")
+        if nackgen is not None and nackgen.add(packet):
+            await r._send_rtcp_nack(packet.ssrc, sorted(nackgen.missing))
+        self.packets += 1
+        self.bytes += len(packet.payload)
+        await self.on_packet(packet, codec)
+
+    async def request_keyframe(self, media_ssrc: int) -> None:
+        await self.receiver._send_rtcp_pli(media_ssrc)
+
+
+class SilentTrack(MediaStreamTrack):
+    """A track that never produces a frame: it parks the sender's encode loop for good.
+
+    Its id becomes the sender's msid track id, which LiveKit clients read as the track SID.
+    """
+
+    def __init__(self, kind: str, track_id: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._id = track_id
+        self._never: asyncio.Future[None] = asyncio.get_event_loop().create_future()
+
+    async def recv(self):  # type: ignore[override]
+        await self._never
+        raise RuntimeError("unreachable")
+
+    def stop(self) -> None:
+        super().stop()
+        if not self._never.done():
+            self._never.cancel()
+
+
+class ForwardingSender:
+    """Write already-encoded RTP packets through an ``RTCRtpSender``'s transport."""
+
+    def __init__(self, sender: RTCRtpSender, on_keyframe_request: Callable[[], None]) -> None:
+        check_internals(sender=sender)
+        self.sender = sender
+        self.params: RTCRtpSendParameters | None = None
+        self.payload_type: int | None = None
+        self.mid: str | None = None
+        self.packets = 0
+        self._history: dict[int, RtpPacket] = getattr(sender, _S + "rtp_history")
+        self._ext_map = getattr(sender, _S + "rtp_header_extensions_map")
+        self._orig_send = sender.send
+        sender.send = self._send_parameters  # type: ignore[method-assign]
+        # aiortc would force its encoder to produce a keyframe; we ask the publisher instead
+        sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
+
+    async def _send_parameters(self, parameters: RTCRtpSendParameters) -> None:
+        if self.params is None:
+            self.params = parameters
+            self.payload_type = parameters.codecs[0].payloadType if parameters.codecs else None
+            self.mid = parameters.muxId
+        await self._orig_send(parameters)
+
+    @property
+    def ready(self) -> bool:
+        return self.payload_type is not None and self.sender.transport.state == "connected"
+
+    async def send(self, src: RtpPacket, seq: int, ts: int, abs_send_time: int | None) -> None:
+        s = self.sender
+        pkt = RtpPacket(
+            payload_type=self.payload_type,  # type: ignore[arg-type]
+            marker=src.marker,
+            sequence_number=seq,
+            timestamp=ts,
+            ssrc=s._ssrc,
+            payload=src.payload,
+        )
+        ext = pkt.extensions
+        ext.mid = self.mid
+        ext.audio_level = src.extensions.audio_level
+        ext.abs_send_time = abs_send_time
+        self._history[seq % RTP_HISTORY_SIZE] = pkt
+        await s.transport._send_rtp(pkt.serialize(self._ext_map))
+        # counters for aiortc's RTCP sender reports
+        setattr(s, _S + "ntp_timestamp", aiortc_clock.current_ntp_time())
+        setattr(s, _S + "rtp_timestamp", ts)
+        setattr(s, _S + "octet_count", getattr(s, _S + "octet_count") + len(src.payload))
+        setattr(s, _S + "packet_count", getattr(s, _S + "packet_count") + 1)
+        self.packets += 1

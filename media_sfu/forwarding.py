@@ -1,0 +1,146 @@
+"""Packet forwarding: one published track fans out to one down-track per subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from aiortc.clock import current_ntp_time
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+from livekit.protocol import models
+
+from .aiortc_tap import ForwardingSender, ReceiverTap
+from .rtp_rewrite import RtpRewriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ForwardingStats:
+    """Process-wide counters, read by the benchmark through the stats endpoint."""
+
+    packets_in: int = 0
+    packets_out: int = 0
+    bytes_out: int = 0
+    # SFU-added latency samples in seconds (tap entry → forwarded copy handed to the socket);
+    # only collected when enabled, it costs a perf_counter per copy
+    collect_latency: bool = False
+    latencies: list[float] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.packets_in = self.packets_out = self.bytes_out = 0
+        self.latencies = []
+
+
+STATS = ForwardingStats()
+
+
+class PublishedTrack:
+    """A publisher's track as received by the SFU, with its subscribers."""
+
+    def __init__(
+        self,
+        info: models.TrackInfo,
+        publisher_sid: str,
+        codec: RTCRtpCodecParameters,
+        *,
+        pli_interval: float,
+        on_audio_level: Callable[[int], None] | None = None,
+    ) -> None:
+        self.info = info
+        self.sid = info.sid
+        self.kind = "audio" if info.type == models.TrackType.AUDIO else "video"
+        self.publisher_sid = publisher_sid
+        self.codec = codec
+        self.pli_interval = pli_interval
+        self.on_audio_level = on_audio_level
+        self.downtracks: dict[str, DownTrack] = {}
+        self.tap: ReceiverTap | None = None
+        self.media_ssrc: int | None = None
+        self._last_pli = -1e9
+        self.closed = False
+
+    def attach_receiver(self, tap_factory: Callable[..., ReceiverTap], receiver) -> None:
+        self.tap = tap_factory(receiver, self._on_packet)
+
+    async def _on_packet(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+        stats = STATS
+        stats.packets_in += 1
+        self.media_ssrc = packet.ssrc
+        if self.on_audio_level is not None and packet.extensions.audio_level is not None:
+            self.on_audio_level(packet.extensions.audio_level[1])
+        if not self.downtracks:
+            return
+        t0 = time.perf_counter() if stats.collect_latency else 0.0
+        # one abs-send-time for all copies: it is the SFU's send time, which the subscriber's
+        # bandwidth estimator needs (the publisher's value would include its uplink delay)
+        abs_send_time = (current_ntp_time() >> 14) & 0x00FFFFFF
+        for dt in list(self.downtracks.values()):
+            await dt.forward(packet, abs_send_time)
+            if t0:
+                stats.latencies.append(time.perf_counter() - t0)
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe, at most once per ``pli_interval``.
+
+        Every subscriber that loses a packet or joins asks; the publisher must not be flooded.
+        """
+        if self.kind != "video" or self.tap is None or self.media_ssrc is None or self.closed:
+            return
+        now = time.monotonic()
+        if now - self._last_pli < self.pli_interval:
+            return
+        self._last_pli = now
+        asyncio.ensure_future(self._send_pli(self.media_ssrc))
+
+    async def _send_pli(self, ssrc: int) -> None:
+        try:
+            await self.tap.request_keyframe(ssrc)  # type: ignore[union-attr]
+        except ConnectionError:
+            pass
+
+    def add_downtrack(self, dt: "DownTrack") -> None:
+        self.downtracks[dt.subscriber_sid] = dt
+
+    def remove_downtrack(self, subscriber_sid: str) -> None:
+        self.downtracks.pop(subscriber_sid, None)
+
+    def close(self) -> None:
+        self.closed = True
+        self.downtracks.clear()
+
+
+class DownTrack:
+    """One published track as sent to one subscriber."""
+
+    def __init__(self, track: PublishedTrack, subscriber_sid: str, sender: ForwardingSender) -> None:
+        self.track = track
+        self.subscriber_sid = subscriber_sid
+        self.sender = sender
+        self.rewriter = RtpRewriter(clock_rate=track.codec.clockRate)
+        self.paused = False
+        self._started = False
+
+    async def forward(self, packet: RtpPacket, abs_send_time: int) -> None:
+        if self.paused or not self.sender.ready:
+            return
+        if not self._started:
+            # a subscriber that starts mid-GOP can decode nothing until the next keyframe
+            self._started = True
+            self.track.request_keyframe()
+        seq, ts = self.rewriter.rewrite(packet.ssrc, packet.sequence_number, packet.timestamp)
+        try:
+            await self.sender.send(packet, seq, ts, abs_send_time)
+        except ConnectionError:
+            return
+        STATS.packets_out += 1
+        STATS.bytes_out += len(packet.payload)
+
+    def set_paused(self, paused: bool) -> None:
+        if self.paused and not paused:
+            self.track.request_keyframe()
+        self.paused = paused

@@ -1,0 +1,375 @@
+"""One participant in a call: its two peer connections, published tracks and subscriptions.
+
+LiveKit's v0 (``/rtc``) model: the *publisher* PC carries media from the client, the client
+offers and we answer; the *subscriber* PC carries media to the client, we offer and the
+client answers. Both use MAX_BUNDLE (aiortc#1414: with BALANCED, later transceivers of one kind
+can stay unbundled and carry nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Callable
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.codecs import is_rtx
+from aiortc.sdp import candidate_from_sdp
+from livekit.protocol import models, rtc
+
+from .aiortc_tap import ForwardingSender, ReceiverTap, SilentTrack
+from .forwarding import DownTrack, PublishedTrack
+from .ice import IcePolicy, policy_applied
+from .ids import participant_sid, track_sid
+from .speakers import AudioLevelMeter
+from .tokens import AccessClaims
+
+if TYPE_CHECKING:
+    from .room import Room
+
+log = logging.getLogger(__name__)
+
+PUBLISHER = rtc.SignalTarget.PUBLISHER
+SUBSCRIBER = rtc.SignalTarget.SUBSCRIBER
+
+
+def _pc_config() -> RTCConfiguration:
+    # no STUN: the SFU's candidates come from its configured public address; aiortc's default
+    # (a Google STUN server) would stall every gathering for seconds without internet
+    return RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+
+class Participant:
+    def __init__(
+        self,
+        room: "Room",
+        claims: AccessClaims,
+        send: Callable[[rtc.SignalResponse], None],
+        *,
+        ice: IcePolicy | None,
+        pli_interval: float,
+        auto_subscribe: bool = True,
+    ) -> None:
+        self.room = room
+        self.sid = participant_sid()
+        self.identity = claims.identity
+        self.name = claims.name
+        self.metadata = claims.metadata
+        self.attributes = dict(claims.attributes)
+        self.grant = claims.video
+        self.send = send
+        self.ice = ice
+        self.pli_interval = pli_interval
+        self.auto_subscribe = auto_subscribe
+        self.state = models.ParticipantInfo.State.JOINING
+        self.version = 1
+        self.joined_at_ms = int(time.time() * 1000)
+        self.closed = False
+        # track sid -> TrackInfo for every track announced by add_track
+        self.track_infos: dict[str, models.TrackInfo] = {}
+        self.pending_by_cid: dict[str, models.TrackInfo] = {}
+        self.published: dict[str, PublishedTrack] = {}
+        self.downtracks: dict[str, DownTrack] = {}
+        self.meter = AudioLevelMeter()
+        self.publisher_pc: RTCPeerConnection | None = None
+        self.subscriber_pc: RTCPeerConnection | None = None
+        self._pending_candidates: dict[int, list[dict]] = {PUBLISHER: [], SUBSCRIBER: []}
+        self._offer_id = 0
+        self._awaiting_answer = False
+        self._negotiation_needed = False
+        self._negotiation_task: asyncio.Task | None = None
+        self.on_failed: Callable[["Participant"], None] | None = None
+
+    # ---- state -------------------------------------------------------------------------
+
+    def info(self) -> models.ParticipantInfo:
+        tracks = [self.track_infos[sid] for sid in self.published]
+        return models.ParticipantInfo(
+            sid=self.sid,
+            identity=self.identity,
+            name=self.name,
+            metadata=self.metadata,
+            attributes=self.attributes,
+            state=self.state,
+            tracks=tracks,
+            joined_at=self.joined_at_ms // 1000,
+            joined_at_ms=self.joined_at_ms,
+            version=self.version,
+            is_publisher=bool(tracks),
+            permission=models.ParticipantPermission(
+                can_subscribe=self.grant.can_subscribe,
+                can_publish=self.grant.can_publish,
+                can_publish_data=self.grant.can_publish_data,
+                can_update_metadata=self.grant.can_update_own_metadata,
+                hidden=self.grant.hidden,
+            ),
+        )
+
+    def bump(self) -> None:
+        # clients drop updates whose version is not above the one they hold
+        self.version += 1
+
+    # ---- publishing --------------------------------------------------------------------
+
+    def add_track(self, req: rtc.AddTrackRequest) -> None:
+        if not self.grant.can_publish:
+            log.info("%s: add_track refused, no canPublish", self.identity)
+            return
+        info = models.TrackInfo(
+            sid=track_sid(),
+            type=req.type,
+            name=req.name,
+            muted=req.muted,
+            width=req.width,
+            height=req.height,
+            source=req.source,
+            disable_dtx=req.disable_dtx,
+            stereo=req.stereo,
+            disable_red=req.disable_red,
+            # clients run their frame cryptors only if the server echoes this (E2EE)
+            encryption=req.encryption,
+            stream=req.stream,
+            layers=list(req.layers),
+            audio_features=list(req.audio_features),
+            version=models.TimedVersion(unix_micro=int(time.time() * 1e6)),
+        )
+        if req.type == models.TrackType.VIDEO:
+            info.mime_type = "video/VP8"
+        elif req.type == models.TrackType.AUDIO:
+            info.mime_type = "audio/opus"
+        self.track_infos[info.sid] = info
+        self.pending_by_cid[req.cid] = info
+        self.send(rtc.SignalResponse(track_published=rtc.TrackPublishedResponse(cid=req.cid, track=info)))
+
+    def _ensure_publisher_pc(self) -> RTCPeerConnection:
+        if self.publisher_pc is None:
+            pc = RTCPeerConnection(_pc_config())
+            pc.on("connectionstatechange", lambda: self._on_pc_state(pc, "publisher"))
+            self.publisher_pc = pc
+        return self.publisher_pc
+
+    async def handle_offer(self, sd: rtc.SessionDescription) -> list[PublishedTrack]:
+        """Answer the client's publisher offer; return tracks that started being received."""
+        pc = self._ensure_publisher_pc()
+        events: list = []
+        handler = events.append
+        pc.on("track", handler)
+        try:
+            with policy_applied(self.ice):
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=sd.sdp, type="offer"))
+        finally:
+            pc.remove_listener("track", handler)
+        new_tracks: list[PublishedTrack] = []
+        for transceiver in pc.getTransceivers():
+            # keep one codec (the client's first choice) and its RTX: that is what it will send
+            # and what every subscriber's down-track is negotiated for
+            media = [c for c in transceiver._codecs if not is_rtx(c)]
+            if media:
+                first = media[0]
+                transceiver._codecs = [first] + [
+                    c for c in transceiver._codecs if is_rtx(c) and c.parameters.get("apt") == first.payloadType
+                ]
+        for track in [getattr(e, "track", e) for e in events]:
+            transceiver = next((t for t in pc.getTransceivers() if t.receiver.track is track), None)
+            if transceiver is None:
+                continue
+            published = self._match_track(track, transceiver)
+            if published is not None:
+                new_tracks.append(published)
+        await self._flush_candidates(PUBLISHER)
+        with policy_applied(self.ice):
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        self.send(rtc.SignalResponse(answer=rtc.SessionDescription(
+            type="answer", sdp=pc.localDescription.sdp, id=sd.id)))
+        return new_tracks
+
+    def _match_track(self, track, transceiver) -> PublishedTrack | None:
+        kind_type = models.TrackType.AUDIO if track.kind == "audio" else models.TrackType.VIDEO
+        info = self.pending_by_cid.pop(track.id, None)
+        if info is None:
+            # cid is the client's MediaStreamTrack id, normally its msid; fall back to kind
+            for cid, candidate in list(self.pending_by_cid.items()):
+                if candidate.type == kind_type:
+                    info = self.pending_by_cid.pop(cid)
+                    break
+        if info is None:
+            log.warning("%s: media track %s matches no add_track", self.identity, track.id)
+            return None
+        codec = next((c for c in transceiver._codecs if not is_rtx(c)), None)
+        if codec is None:
+            return None
+        info.mime_type = codec.mimeType
+        info.mid = transceiver.mid or ""
+        info.codecs.append(models.SimulcastCodecInfo(mime_type=codec.mimeType, mid=info.mid))
+        published = PublishedTrack(
+            info, self.sid, codec, pli_interval=self.pli_interval,
+            on_audio_level=self.meter.add if track.kind == "audio" else None,
+        )
+        published.attach_receiver(ReceiverTap, transceiver.receiver)
+        self.published[info.sid] = published
+        self.bump()
+        return published
+
+    def set_muted(self, track_sid: str, muted: bool) -> bool:
+        info = self.track_infos.get(track_sid)
+        if info is None or info.muted == muted:
+            return False
+        info.muted = muted
+        self.bump()
+        return True
+
+    # ---- subscribing -------------------------------------------------------------------
+
+    def _ensure_subscriber_pc(self) -> RTCPeerConnection:
+        if self.subscriber_pc is None:
+            pc = RTCPeerConnection(_pc_config())
+            pc.on("connectionstatechange", lambda: self._on_pc_state(pc, "subscriber"))
+            self.subscriber_pc = pc
+        return self.subscriber_pc
+
+    def subscribe(self, track: PublishedTrack) -> None:
+        if self.closed or track.sid in self.downtracks or not self.grant.can_subscribe:
+            return
+        pc = self._ensure_subscriber_pc()
+        with policy_applied(self.ice):
+            transceiver = pc.addTransceiver(SilentTrack(track.kind, track.sid), direction="sendonly")
+        # LiveKit clients find the publisher and track from the msid "<PA_sid>|<TR_sid> <TR_sid>"
+        transceiver.sender._stream_id = f"{track.publisher_sid}|{track.sid}"
+        caps = RTCRtpSender.getCapabilities(track.kind).codecs
+        wanted = track.codec.mimeType.lower()
+        prefs = [c for c in caps if c.mimeType.lower() == wanted][:1]
+        if track.kind == "video":
+            prefs += [c for c in caps if is_rtx(c)]
+        if prefs:
+            transceiver.setCodecPreferences(prefs)
+        sender = ForwardingSender(transceiver.sender, track.request_keyframe)
+        dt = DownTrack(track, self.sid, sender)
+        dt.transceiver = transceiver  # type: ignore[attr-defined]
+        self.downtracks[track.sid] = dt
+        track.add_downtrack(dt)
+        self.schedule_negotiation()
+
+    def unsubscribe(self, track_sid: str) -> None:
+        dt = self.downtracks.pop(track_sid, None)
+        if dt is None:
+            return
+        dt.track.remove_downtrack(self.sid)
+        # aiortc cannot remove an m-line; the sender stays idle and the client drops the
+        # publication when the publisher's ParticipantUpdate says it is gone
+        dt.paused = True
+
+    def set_subscribed(self, track_sid: str, subscribed: bool) -> None:
+        dt = self.downtracks.get(track_sid)
+        if dt is not None:
+            dt.set_paused(not subscribed)
+
+    def schedule_negotiation(self) -> None:
+        self._negotiation_needed = True
+        if self._negotiation_task is None or self._negotiation_task.done():
+            self._negotiation_task = asyncio.ensure_future(self._negotiate())
+
+    async def _negotiate(self) -> None:
+        # let a burst of subscribe() calls (a participant joining a full room) share one offer
+        await asyncio.sleep(0.02)
+        if self.closed or self._awaiting_answer or not self._negotiation_needed:
+            return
+        self._negotiation_needed = False
+        pc = self._ensure_subscriber_pc()
+        try:
+            with policy_applied(self.ice):
+                offer = await pc.createOffer()
+                await pc.setLocalDescription(offer)
+        except Exception:
+            log.exception("%s: subscriber offer failed", self.identity)
+            return
+        self._offer_id += 1
+        self._awaiting_answer = True
+        self.send(rtc.SignalResponse(offer=rtc.SessionDescription(
+            type="offer", sdp=pc.localDescription.sdp, id=self._offer_id)))
+
+    async def handle_answer(self, sd: rtc.SessionDescription) -> None:
+        pc = self.subscriber_pc
+        if pc is None or not self._awaiting_answer:
+            log.info("%s: unexpected subscriber answer", self.identity)
+            return
+        with policy_applied(self.ice):
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sd.sdp, type="answer"))
+        self._awaiting_answer = False
+        await self._flush_candidates(SUBSCRIBER)
+        if self._negotiation_needed:
+            self.schedule_negotiation()
+
+    # ---- ICE ---------------------------------------------------------------------------
+
+    async def handle_trickle(self, req: rtc.TrickleRequest) -> None:
+        try:
+            init = json.loads(req.candidateInit)
+        except ValueError:
+            return
+        if not isinstance(init, dict):
+            return
+        target = SUBSCRIBER if req.target == SUBSCRIBER else PUBLISHER
+        self._pending_candidates[target].append(init)
+        await self._flush_candidates(target)
+
+    async def _flush_candidates(self, target: int) -> None:
+        pc = self.publisher_pc if target == PUBLISHER else self.subscriber_pc
+        # candidates may arrive before the description they belong to (the Rust core sends
+        # them before its offer): keep them until the PC has a remote description
+        if pc is None or pc.remoteDescription is None:
+            return
+        pending, self._pending_candidates[target] = self._pending_candidates[target], []
+        for init in pending:
+            line = init.get("candidate") or ""
+            if not line:
+                continue
+            if line.startswith("candidate:"):
+                line = line[len("candidate:"):]
+            try:
+                cand = candidate_from_sdp(line)
+            except Exception:
+                continue
+            cand.sdpMid = init.get("sdpMid")
+            cand.sdpMLineIndex = init.get("sdpMLineIndex")
+            if cand.sdpMid is None and cand.sdpMLineIndex is None:
+                cand.sdpMLineIndex = 0
+            try:
+                await pc.addIceCandidate(cand)
+            except Exception as exc:
+                log.debug("%s: bad candidate %r: %s", self.identity, line, exc)
+
+    def _on_pc_state(self, pc: RTCPeerConnection, which: str) -> None:
+        log.debug("%s: %s PC %s", self.identity, which, pc.connectionState)
+        if pc.connectionState == "failed" and not self.closed and self.on_failed is not None:
+            self.on_failed(self)
+
+    # ---- teardown ----------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.state = models.ParticipantInfo.State.DISCONNECTED
+        self.bump()
+        for track in self.published.values():
+            track.close()
+        for dt in self.downtracks.values():
+            dt.track.remove_downtrack(self.sid)
+        self.downtracks.clear()
+        if self._negotiation_task is not None:
+            self._negotiation_task.cancel()
+        for pc in (self.publisher_pc, self.subscriber_pc):
+            if pc is not None:
+                try:
+                    await asyncio.wait_for(pc.close(), 5)
+                except Exception:
+                    log.debug("%s: error closing PC", self.identity, exc_info=True)

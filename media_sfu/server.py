@@ -1,0 +1,61 @@
+"""The SFU process: a WebSocket signalling listener plus the rooms it serves (asyncio)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from . import ice
+from .aiortc_tap import check_internals
+from .config import SFUConfig
+from .forwarding import STATS
+from .ids import new_id
+from .room import RoomManager
+from .signalling import make_factory
+
+log = logging.getLogger(__name__)
+
+
+class SFUServer:
+    """``await SFUServer(config).start()`` ... ``await stop()``, inside a running asyncio loop."""
+
+    def __init__(self, config: SFUConfig) -> None:
+        self.config = config
+        self.secrets = {config.api_key: config.api_secret}
+        self.rooms = RoomManager(speaker_interval=config.speaker_interval)
+        self.ice_policy = ice.IcePolicy.from_settings(config.rtc)
+        self.node_id = new_id("ND_")
+        self.stats = STATS
+        self._server: asyncio.base_events.Server | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        """ws URL of the signalling listener as actually bound (port 0 → the chosen port)."""
+        return f"ws://{self.config.bind_address}:{self.port}"
+
+    async def start(self) -> None:
+        # fail at startup, not on the first call, if a pinned-aiortc assumption broke
+        check_internals()
+        ice.install()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            make_factory(self), self.config.bind_address, self.config.port,
+            family=socket.AF_INET6 if ":" in self.config.bind_address else socket.AF_INET,
+            reuse_address=True,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("SFU listening on %s (public URL %s)", self.url, self.config.effective_public_url)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await self.rooms.close_all()
+        if self._server is not None:
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+            except asyncio.TimeoutError:
+                pass
+            self._server = None
+        log.info("SFU stopped")
