@@ -52,6 +52,8 @@ class CallClient:
     tasks: list[asyncio.Task] = field(default_factory=list)
     disconnected_peers: list[str] = field(default_factory=list)
     active_speakers: set[str] = field(default_factory=set)
+    muted_seen: list[tuple[str, str]] = field(default_factory=list)
+    local_tracks: dict[str, object] = field(default_factory=dict)
 
     def rx(self, identity: str, kind: str) -> Received:
         return self.received.setdefault((identity, kind), Received())
@@ -70,6 +72,10 @@ class CallClient:
         def _on_gone(participant):
             self.disconnected_peers.append(participant.identity)
 
+        @self.room.on("track_muted")
+        def _on_muted(participant, publication):
+            self.muted_seen.append((participant.identity, publication.sid))
+
         @self.room.on("active_speakers_changed")
         def _on_speakers(speakers):
             self.active_speakers = {p.identity for p in speakers}
@@ -85,6 +91,7 @@ class CallClient:
         atrack = rtc.LocalAudioTrack.create_audio_track("mic", asrc)
         await self.room.local_participant.publish_track(
             atrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+        self.local_tracks = {"video": vtrack, "audio": atrack}
         self.tasks.append(asyncio.ensure_future(self._feed_video(vsrc)))
         self.tasks.append(asyncio.ensure_future(self._feed_audio(asrc)))
 
