@@ -1,0 +1,71 @@
+import { useCallback, useEffect, useState } from "react";
+import { HttpApiEvent, type MatrixClient } from "matrix-js-sdk";
+import { clearSession, loadSession, saveSession, type Session } from "./lib/auth";
+import { startSession, stopSession } from "./lib/client";
+import { describeError } from "./lib/errors";
+import { Login } from "./components/Login";
+import { Chat } from "./components/Chat";
+import { Logo } from "./components/Icons";
+
+export function App() {
+  const [session, setSession] = useState<Session | null>(() => loadSession());
+  const [client, setClient] = useState<MatrixClient | null>(null);
+  const [startError, setStartError] = useState<string | null>(null);
+
+  useEffect(() => {
+    if (!session || client) return;
+    let cancelled = false;
+    setStartError(null);
+    startSession(session).then(
+      (c) => {
+        if (cancelled) return;
+        c.on(HttpApiEvent.SessionLoggedOut, () => {
+          void stopSession({ logout: false });
+          clearSession();
+          setClient(null);
+          setSession(null);
+        });
+        setClient(c);
+      },
+      (e) => !cancelled && setStartError(describeError(e).title + ": " + (describeError(e).detail ?? "")),
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [session, client]);
+
+  const onSession = useCallback((s: Session) => {
+    saveSession(s);
+    setSession(s);
+  }, []);
+
+  const logout = useCallback(async () => {
+    await stopSession({ logout: true });
+    clearSession();
+    setClient(null);
+    setSession(null);
+    history.replaceState(null, "", "/");
+  }, []);
+
+  if (!session) return <Login onSession={onSession} />;
+  if (!client) {
+    return (
+      <div className="splash" data-testid="splash">
+        <Logo size={64} />
+        {startError ? (
+          <div className="alert alert-error" role="alert">
+            <strong>Couldn't start</strong>
+            <div>{startError}</div>
+            <div className="row gap">
+              <button className="btn" onClick={() => location.reload()}>Retry</button>
+              <button className="btn btn-ghost" onClick={logout}>Sign out</button>
+            </div>
+          </div>
+        ) : (
+          <p className="muted">Unlocking your messages…</p>
+        )}
+      </div>
+    );
+  }
+  return <Chat client={client} onLogout={logout} />;
+}

@@ -1,0 +1,262 @@
+import "./polyfills";
+import {
+  createClient,
+  EventType,
+  type ICreateClientOpts,
+  type MatrixClient,
+  Preset,
+  type Room,
+  Visibility,
+  IndexedDBStore,
+} from "matrix-js-sdk";
+import { decodeRecoveryKey } from "matrix-js-sdk/lib/crypto-api/index.js";
+import type { Session } from "./auth";
+import { EncryptedRoomRegistry, ensureSafeToSend } from "./sendGuard";
+import { encryptAttachment } from "./attachments";
+import { renderMarkdown } from "./markdown";
+
+export const MEGOLM = "m.megolm.v1.aes-sha2";
+export const encryptedRooms = new EncryptedRoomRegistry();
+
+/** Recovery-key prompt, installed by the UI. Resolves to the key as typed, or null if cancelled. */
+let recoveryKeyPrompt: ((reason: string) => Promise<string | null>) | null = null;
+export function setRecoveryKeyPrompt(fn: typeof recoveryKeyPrompt): void {
+  recoveryKeyPrompt = fn;
+}
+
+// Secret-storage keys the user gave us this session (never persisted).
+const secretStorageKeys = new Map<string, Uint8Array<ArrayBuffer>>();
+export function rememberSecretStorageKey(keyId: string, key: Uint8Array<ArrayBuffer>): void {
+  secretStorageKeys.set(keyId, key);
+}
+
+let current: MatrixClient | null = null;
+export function getClient(): MatrixClient {
+  if (!current) throw new Error("Not signed in");
+  return current;
+}
+
+let starting: { token: string; promise: Promise<MatrixClient> } | null = null;
+
+/** Creates, sets up crypto for and starts the client. Idempotent per session. */
+export function startSession(session: Session): Promise<MatrixClient> {
+  if (starting?.token === session.accessToken) return starting.promise;
+  const promise = doStart(session);
+  starting = { token: session.accessToken, promise };
+  promise.catch(() => {
+    if (starting?.promise === promise) starting = null;
+  });
+  return promise;
+}
+
+async function doStart(session: Session): Promise<MatrixClient> {
+  let store: ICreateClientOpts["store"];
+  if (typeof indexedDB !== "undefined") {
+    // Caching sync results lets the app show rooms and history instantly (and offline).
+    const idb = new IndexedDBStore({ indexedDB, localStorage, dbName: `wspr-sync-${session.userId}-${session.deviceId}` });
+    try {
+      await idb.startup();
+      store = idb;
+    } catch (e) {
+      console.warn("IndexedDB sync store unavailable, using memory", e);
+    }
+  }
+  const client = createClient({
+    baseUrl: session.baseUrl,
+    accessToken: session.accessToken,
+    userId: session.userId,
+    deviceId: session.deviceId,
+    timelineSupport: true,
+    store,
+    cryptoCallbacks: {
+      getSecretStorageKey: async ({ keys }) => {
+        for (const keyId of Object.keys(keys)) {
+          const k = secretStorageKeys.get(keyId);
+          if (k) return [keyId, k];
+        }
+        if (!recoveryKeyPrompt) return null;
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const typed = await recoveryKeyPrompt(attempt === 0 ? "Enter your recovery key" : "That key didn't match. Try again");
+          if (!typed) return null;
+          let key: Uint8Array<ArrayBuffer>;
+          try {
+            key = decodeRecoveryKey(typed.trim());
+          } catch {
+            continue;
+          }
+          for (const [keyId, info] of Object.entries(keys)) {
+            if (await client.secretStorage.checkKey(key, info)) {
+              secretStorageKeys.set(keyId, key);
+              return [keyId, key];
+            }
+          }
+        }
+        return null;
+      },
+      cacheSecretStorageKey: (keyId, _info, key) => {
+        secretStorageKeys.set(keyId, key);
+      },
+    },
+  });
+  await client.initRustCrypto({ cryptoDatabasePrefix: `wspr-crypto` });
+  current = client;
+  await client.startClient({ initialSyncLimit: 30, lazyLoadMembers: false });
+  return client;
+}
+
+export async function stopSession(opts: { logout: boolean }): Promise<void> {
+  const client = current;
+  current = null;
+  starting = null;
+  if (!client) return;
+  client.stopClient();
+  if (opts.logout) {
+    try {
+      await client.logout(true);
+    } catch {
+      /* the token may already be invalid */
+    }
+    try {
+      await client.clearStores();
+    } catch {
+      /* ignore */
+    }
+  }
+}
+
+export const encryptionState = { type: EventType.RoomEncryption, state_key: "", content: { algorithm: MEGOLM } };
+
+export async function createGroupRoom(client: MatrixClient, opts: { name: string; topic?: string; encrypted: boolean; isPublic: boolean; alias?: string }) {
+  const { room_id } = await client.createRoom({
+    name: opts.name,
+    topic: opts.topic || undefined,
+    visibility: opts.isPublic ? Visibility.Public : Visibility.Private,
+    preset: opts.isPublic ? Preset.PublicChat : Preset.PrivateChat,
+    room_alias_name: opts.alias || undefined,
+    initial_state: opts.encrypted ? [encryptionState] : [],
+  });
+  if (opts.encrypted) encryptedRooms.mark(room_id);
+  return room_id;
+}
+
+export async function addDirectRoom(client: MatrixClient, userId: string, roomId: string): Promise<void> {
+  const ev = client.getAccountData(EventType.Direct);
+  const content: Record<string, string[]> = { ...(ev?.getContent() ?? {}) };
+  const list = new Set(content[userId] ?? []);
+  list.add(roomId);
+  content[userId] = [...list];
+  await client.setAccountData(EventType.Direct, content as never);
+}
+
+export function directRoomUserId(client: MatrixClient, room: Room): string | undefined {
+  const direct = client.getAccountData(EventType.Direct)?.getContent() ?? {};
+  for (const [userId, rooms] of Object.entries(direct)) {
+    if (Array.isArray(rooms) && rooms.includes(room.roomId)) return userId;
+  }
+  const me = room.getMember(client.getSafeUserId());
+  const dmInviter = me?.getDMInviter?.();
+  if (dmInviter) return dmInviter;
+  return undefined;
+}
+
+export async function createDirectMessage(client: MatrixClient, userId: string): Promise<string> {
+  // Reuse an existing DM with this person if there is one we're still in.
+  const direct = client.getAccountData(EventType.Direct)?.getContent() ?? {};
+  for (const roomId of (direct[userId] as string[] | undefined) ?? []) {
+    const room = client.getRoom(roomId);
+    if (room && room.getMyMembership() === "join" && room.getMember(userId)?.membership !== "leave") return roomId;
+  }
+  await client.getProfileInfo(userId); // throws M_NOT_FOUND for someone who doesn't exist
+  const { room_id } = await client.createRoom({
+    is_direct: true,
+    invite: [userId],
+    preset: Preset.TrustedPrivateChat,
+    visibility: Visibility.Private,
+    initial_state: [encryptionState],
+  });
+  encryptedRooms.mark(room_id);
+  await addDirectRoom(client, userId, room_id);
+  return room_id;
+}
+
+export async function acceptInvite(client: MatrixClient, room: Room): Promise<void> {
+  const inviter = room.getMember(client.getSafeUserId())?.getDMInviter();
+  await client.joinRoom(room.roomId);
+  if (inviter) await addDirectRoom(client, inviter, room.roomId);
+}
+
+export interface ReplyTarget {
+  eventId: string;
+}
+
+export async function sendText(
+  client: MatrixClient,
+  roomId: string,
+  text: string,
+  opts: { replyTo?: string; edit?: string } = {},
+): Promise<void> {
+  await ensureSafeToSend(client, roomId, encryptedRooms);
+  const rendered = renderMarkdown(text);
+  let content: Record<string, unknown> = { msgtype: "m.text", ...rendered };
+  if (opts.edit) {
+    content = {
+      msgtype: "m.text",
+      body: `* ${rendered.body}`,
+      ...(rendered.formatted_body ? { format: rendered.format, formatted_body: `* ${rendered.formatted_body}` } : {}),
+      "m.new_content": { msgtype: "m.text", ...rendered },
+      "m.relates_to": { rel_type: "m.replace", event_id: opts.edit },
+    };
+  } else if (opts.replyTo) {
+    content["m.relates_to"] = { "m.in_reply_to": { event_id: opts.replyTo } };
+  }
+  await client.sendEvent(roomId, EventType.RoomMessage, content as never);
+}
+
+export async function sendReaction(client: MatrixClient, roomId: string, eventId: string, key: string): Promise<void> {
+  await ensureSafeToSend(client, roomId, encryptedRooms);
+  await client.sendEvent(roomId, EventType.Reaction, { "m.relates_to": { rel_type: "m.annotation", event_id: eventId, key } } as never);
+}
+
+function imageSize(file: Blob): Promise<{ w: number; h: number } | null> {
+  return new Promise((resolve) => {
+    if (!file.type.startsWith("image/") || typeof Image === "undefined") return resolve(null);
+    const url = URL.createObjectURL(file);
+    const img = new Image();
+    img.onload = () => {
+      resolve({ w: img.naturalWidth, h: img.naturalHeight });
+      URL.revokeObjectURL(url);
+    };
+    img.onerror = () => {
+      resolve(null);
+      URL.revokeObjectURL(url);
+    };
+    img.src = url;
+  });
+}
+
+/** Sends an image or file; encrypted rooms get an encrypted upload (the server only sees ciphertext). */
+export async function sendFile(client: MatrixClient, roomId: string, file: File, onProgress?: (fraction: number) => void): Promise<void> {
+  const { encrypted } = await ensureSafeToSend(client, roomId, encryptedRooms);
+  const isImage = file.type.startsWith("image/");
+  const info: Record<string, unknown> = { mimetype: file.type || "application/octet-stream", size: file.size };
+  const dims = isImage ? await imageSize(file) : null;
+  if (dims) Object.assign(info, dims);
+  const content: Record<string, unknown> = { msgtype: isImage ? "m.image" : "m.file", body: file.name, filename: file.name, info };
+  const progressHandler = onProgress ? ({ loaded, total }: { loaded: number; total: number }) => onProgress(total ? loaded / total : 0) : undefined;
+  if (encrypted) {
+    const { data, info: keyInfo } = await encryptAttachment(await file.arrayBuffer());
+    const upload = await client.uploadContent(new Blob([data], { type: "application/octet-stream" }), {
+      type: "application/octet-stream",
+      includeFilename: false,
+      progressHandler,
+    });
+    content.file = { url: upload.content_uri, ...keyInfo };
+  } else {
+    const upload = await client.uploadContent(file, { type: file.type || "application/octet-stream", name: file.name, progressHandler });
+    content.url = upload.content_uri;
+  }
+  // check again: encryption state can't have gone away, but the room may have become encrypted meanwhile
+  const again = await ensureSafeToSend(client, roomId, encryptedRooms);
+  if (again.encrypted && !encrypted) throw new Error("The room became encrypted while uploading. Send the file again.");
+  await client.sendEvent(roomId, EventType.RoomMessage, content as never);
+}
