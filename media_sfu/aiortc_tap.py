@@ -37,6 +37,7 @@ from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTP_HISTORY_SIZE,
     RtcpPsfbPacket,
+    RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
     unwrap_rtx,
@@ -69,6 +70,7 @@ PRIVATE_METHODS = (
     (RTCRtpReceiver, "_send_rtcp"),
     (RTCRtpReceiver, "_send_rtcp_nack"),
     (RTCRtpReceiver, "_send_rtcp_pli"),
+    (RTCRtpReceiver, "_handle_rtcp_packet"),
     (RTCRtpSender, "_send_keyframe"),
     (RTCRtpSender, "_retransmit"),
     (RTCRtpSender, "_handle_rtcp_packet"),
@@ -94,19 +96,40 @@ def check_internals(receiver: RTCRtpReceiver | None = None, sender: RTCRtpSender
 
 
 PacketHandler = Callable[[RtpPacket, RTCRtpCodecParameters], Awaitable[None]]
+SenderReportHandler = Callable[[int, int, int], None]  # (ssrc, ntp timestamp, rtp timestamp)
 
 
 class ReceiverTap:
     """Take RTP packets from an ``RTCRtpReceiver`` before its jitter buffer."""
 
-    def __init__(self, receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
+    def __init__(
+        self,
+        receiver: RTCRtpReceiver,
+        on_packet: PacketHandler,
+        on_sender_report: SenderReportHandler | None = None,
+    ) -> None:
         check_internals(receiver=receiver)
         self.receiver = receiver
         self.on_packet = on_packet
+        self.on_sender_report = on_sender_report
         self.packets = 0
         self.bytes = 0
-        self.last_packet_time = 0.0
         receiver._handle_rtp_packet = self._handle_rtp_packet  # type: ignore[method-assign]
+        self._orig_handle_rtcp = receiver._handle_rtcp_packet
+        receiver._handle_rtcp_packet = self._handle_rtcp_packet  # type: ignore[method-assign]
+
+    def arrival_time(self) -> float:
+        """Wall-clock arrival of the datagram being handled (see ice.RECORD_ARRIVALS)."""
+        try:
+            return self.receiver.transport.transport._connection.current_arrival
+        except AttributeError:
+            return 0.0
+
+    async def _handle_rtcp_packet(self, packet) -> None:
+        # the publisher's NTP<->RTP mapping, re-based per subscriber, keeps SRs meaningful
+        if self.on_sender_report is not None and isinstance(packet, RtcpSrPacket):
+            self.on_sender_report(packet.ssrc, packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp)
+        await self._orig_handle_rtcp(packet)
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         r = self.receiver
@@ -188,6 +211,8 @@ class ForwardingSender:
         self._history: dict[int, RtpPacket] = getattr(sender, _S + "rtp_history")
         self._ext_map = getattr(sender, _S + "rtp_header_extensions_map")
         self._orig_send = sender.send
+        # until the publisher's first SR arrives, SRs map "now" to the last timestamp sent
+        self._sr_from_publisher = False
         sender.send = self._send_parameters  # type: ignore[method-assign]
         # aiortc would force its encoder to produce a keyframe; we ask the publisher instead
         sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
@@ -220,8 +245,15 @@ class ForwardingSender:
         self._history[seq % RTP_HISTORY_SIZE] = pkt
         await s.transport._send_rtp(pkt.serialize(self._ext_map))
         # counters for aiortc's RTCP sender reports
-        setattr(s, _S + "ntp_timestamp", aiortc_clock.current_ntp_time())
-        setattr(s, _S + "rtp_timestamp", ts)
+        if not self._sr_from_publisher:
+            setattr(s, _S + "ntp_timestamp", aiortc_clock.current_ntp_time())
+            setattr(s, _S + "rtp_timestamp", ts)
         setattr(s, _S + "octet_count", getattr(s, _S + "octet_count") + len(src.payload))
         setattr(s, _S + "packet_count", getattr(s, _S + "packet_count") + 1)
         self.packets += 1
+
+    def set_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        """Use the publisher's NTP/RTP pair (RTP already rewritten) in our sender reports."""
+        self._sr_from_publisher = True
+        setattr(self.sender, _S + "ntp_timestamp", ntp_timestamp)
+        setattr(self.sender, _S + "rtp_timestamp", rtp_timestamp)

@@ -62,6 +62,8 @@ class SFUConfig:
     # period of active-speaker updates
     speaker_interval: float = 0.5
     log_level: str = "INFO"
+    # GET /debug/stats on the signalling port: forwarding counters and latency (benchmarks)
+    debug_stats: bool = False
 
     @property
     def effective_public_url(self) -> str:
@@ -76,7 +78,7 @@ class SFUConfig:
         known = {
             "enabled", "bind_address", "port", "public_url", "api_key", "api_secret", "rtc",
             "ice_servers", "ping_interval", "ping_timeout", "departure_timeout", "pli_interval",
-            "speaker_interval", "log_level",
+            "speaker_interval", "log_level", "debug_stats",
         }
         unknown = sorted(set(d) - known)
         if unknown:
@@ -153,7 +155,9 @@ class SFUConfig:
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError("sfu.log_level: must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
+        debug_stats = _bool(d, "debug_stats", defaults.debug_stats)
         return cls(
+            debug_stats=debug_stats,
             enabled=enabled, bind_address=bind_address, port=port, public_url=public_url,
             api_key=api_key, api_secret=api_secret, rtc=rtc, ice_servers=tuple(servers),
             ping_interval=ping_interval, ping_timeout=ping_timeout,

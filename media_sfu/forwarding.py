@@ -63,9 +63,16 @@ class PublishedTrack:
         self.media_ssrc: int | None = None
         self._last_pli = -1e9
         self.closed = False
+        # latest sender report of the publisher: (ssrc, ntp, rtp); version bumps on each
+        self.sender_report: tuple[int, int, int] | None = None
+        self.sr_version = 0
 
     def attach_receiver(self, tap_factory: Callable[..., ReceiverTap], receiver) -> None:
-        self.tap = tap_factory(receiver, self._on_packet)
+        self.tap = tap_factory(receiver, self._on_packet, self._on_sender_report)
+
+    def _on_sender_report(self, ssrc: int, ntp: int, rtp_ts: int) -> None:
+        self.sender_report = (ssrc, ntp, rtp_ts)
+        self.sr_version += 1
 
     async def _on_packet(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
         stats = STATS
@@ -75,14 +82,14 @@ class PublishedTrack:
             self.on_audio_level(packet.extensions.audio_level[1])
         if not self.downtracks:
             return
-        t0 = time.perf_counter() if stats.collect_latency else 0.0
+        t0 = self.tap.arrival_time() if stats.collect_latency and self.tap else 0.0
         # one abs-send-time for all copies: it is the SFU's send time, which the subscriber's
         # bandwidth estimator needs (the publisher's value would include its uplink delay)
         abs_send_time = (current_ntp_time() >> 14) & 0x00FFFFFF
         for dt in list(self.downtracks.values()):
             await dt.forward(packet, abs_send_time)
             if t0:
-                stats.latencies.append(time.perf_counter() - t0)
+                stats.latencies.append(time.time() - t0)
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, at most once per ``pli_interval``.
@@ -124,6 +131,7 @@ class DownTrack:
         self.rewriter = RtpRewriter(clock_rate=track.codec.clockRate)
         self.paused = False
         self._started = False
+        self._sr_version = 0
 
     async def forward(self, packet: RtpPacket, abs_send_time: int) -> None:
         if self.paused or not self.sender.ready:
@@ -133,6 +141,13 @@ class DownTrack:
             self._started = True
             self.track.request_keyframe()
         seq, ts = self.rewriter.rewrite(packet.ssrc, packet.sequence_number, packet.timestamp)
+        track = self.track
+        if track.sr_version != self._sr_version and track.sender_report is not None:
+            self._sr_version = track.sr_version
+            sr_ssrc, ntp, rtp_ts = track.sender_report
+            mapped = self.rewriter.map_timestamp(sr_ssrc, rtp_ts)
+            if mapped is not None:
+                self.sender.set_sender_report(ntp, mapped)
         try:
             await self.sender.send(packet, seq, ts, abs_send_time)
         except ConnectionError:

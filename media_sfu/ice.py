@@ -10,10 +10,14 @@ aiortc clients in the same process (tests, benchmark) keep aioice's defaults.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
+import fcntl
 import logging
 import random
 import socket
+import struct
+import time
 from dataclasses import dataclass
 
 import aioice
@@ -47,6 +51,30 @@ class PortRangeExhausted(OSError):
     pass
 
 
+# Arrival timestamps for the SFU-added latency measurement (benchmark only: costs a syscall
+# per datagram). SIOCGSTAMP returns the kernel receive time of the datagram just read, so the
+# measurement includes time spent queued in the socket while the event loop was busy.
+RECORD_ARRIVALS = False
+_SIOCGSTAMP = 0x8906
+
+
+def _kernel_rx_time(sock: socket.socket | None) -> float:
+    if sock is not None:
+        try:
+            sec, usec = struct.unpack("qq", fcntl.ioctl(sock.fileno(), _SIOCGSTAMP, bytes(16)))
+            return sec + usec / 1e6
+        except OSError:
+            pass
+    return time.time()
+
+
+class _TimestampingStunProtocol(aioice.ice.StunProtocol):
+    def datagram_received(self, data, addr) -> None:  # type: ignore[override]
+        if RECORD_ARRIVALS:
+            self.receiver._sfu_rx_stamp = _kernel_rx_time(self.transport.get_extra_info("socket"))
+        super().datagram_received(data, addr)
+
+
 async def bind_udp_in_range(
     loop: asyncio.AbstractEventLoop, factory, address: str, port_min: int, port_max: int
 ):
@@ -71,6 +99,21 @@ class SFUIceConnection(aioice.Connection):
         super().__init__(*args, **kwargs)
         # captured at construction: the gatherer is built inside SFU code paths
         self._sfu_policy = ice_policy.get()
+        self._sfu_rx_stamp = 0.0
+        self._sfu_arrivals: collections.deque[float] = collections.deque()
+        # wall-clock arrival time of the datagram being processed (RECORD_ARRIVALS only)
+        self.current_arrival = 0.0
+
+    def data_received(self, data: bytes, component: int) -> None:
+        if RECORD_ARRIVALS:
+            self._sfu_arrivals.append(self._sfu_rx_stamp or time.time())
+        super().data_received(data, component)
+
+    async def recvfrom(self) -> tuple[bytes, int]:
+        result = await super().recvfrom()
+        if self._sfu_arrivals:
+            self.current_arrival = self._sfu_arrivals.popleft()
+        return result
 
     async def get_component_candidates(self, component: int, addresses: list[str], timeout: int = 5):
         policy = self._sfu_policy
@@ -86,7 +129,7 @@ class SFUIceConnection(aioice.Connection):
         for bind_addr, advertised in binds:
             try:
                 transport, protocol = await bind_udp_in_range(
-                    loop, lambda: aioice.ice.StunProtocol(self), bind_addr,
+                    loop, lambda: _TimestampingStunProtocol(self), bind_addr,
                     policy.port_min, policy.port_max,
                 )
             except OSError as exc:

@@ -63,6 +63,12 @@ class RtpRewriter:
         self._seq_offset = (next_seq - seq) % SEQ_MOD
         self._ts_offset = (next_ts - ts) % TS_MOD
 
+    def map_timestamp(self, ssrc: int, ts: int) -> int | None:
+        """Rewrite a timestamp of the current source (e.g. from its sender report)."""
+        if ssrc != self._in_ssrc:
+            return None
+        return (ts + self._ts_offset) % TS_MOD
+
     @property
     def last_seq(self) -> int | None:
         return self._max_out_seq

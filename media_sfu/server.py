@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 
 from . import ice
@@ -47,6 +48,29 @@ class SFUServer:
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("SFU listening on %s (public URL %s)", self.url, self.config.effective_public_url)
+
+    def debug_stats(self, *, reset: bool = False, latency: str | None = None) -> dict:
+        """Counters for benchmarks (served at /debug/stats when sfu.debug_stats is on)."""
+        st = self.stats
+        lat = sorted(st.latencies)
+
+        def pct(q: float) -> float | None:
+            return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else None
+
+        out = {
+            "packets_in": st.packets_in,
+            "packets_out": st.packets_out,
+            "bytes_out": st.bytes_out,
+            "latency_ms": {"count": len(lat), "p50": pct(0.50), "p99": pct(0.99), "max": lat[-1] * 1000 if lat else None},
+            "rooms": len(self.rooms.rooms),
+            "participants": sum(len(r.participants) for r in self.rooms.rooms.values()),
+            "cpu_seconds": sum(os.times()[:2]),
+        }
+        if reset:
+            st.reset()
+        if latency in ("0", "1"):
+            st.collect_latency = ice.RECORD_ARRIVALS = latency == "1"
+        return out
 
     async def stop(self) -> None:
         if self._server is not None:

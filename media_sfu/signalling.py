@@ -43,6 +43,8 @@ def _route(path: str) -> str:
                          ("/rtc/v1", "v1"), ("/rtc", "rtc")):
         if p.endswith(suffix):
             return name
+    if p.endswith("/debug/stats"):
+        return "stats"
     if p == "" or p.endswith("/healthz"):
         return "health"
     return "unknown"
@@ -95,6 +97,12 @@ class SignalProtocol(WebSocketServerProtocol):
             self._respond(204, "No Content", b"")
         elif route == "health" and method in ("GET", "HEAD"):
             self._respond(200, "OK", b"OK")
+        elif route == "stats" and self.sfu.config.debug_stats and method == "GET":
+            params = parse_qs(url.query)
+            body = json.dumps(self.sfu.debug_stats(
+                reset=params.get("reset") == ["1"],
+                latency=(params.get("latency") or [None])[0])).encode()
+            self._respond(200, "OK", body, "application/json")
         elif route == "v1_validate":
             # no single-PC support: 404 (without "room does not exist") makes livekit-client
             # fall back to /rtc; it needs CORS to read it
@@ -111,9 +119,9 @@ class SignalProtocol(WebSocketServerProtocol):
         else:
             self._respond(404, "Not Found", b"not found")
 
-    def _respond(self, code: int, reason: str, body: bytes) -> None:
+    def _respond(self, code: int, reason: str, body: bytes, ctype: str = "text/plain") -> None:
         head = f"HTTP/1.1 {code} {reason}\r\n"
-        for k, v in _CORS + [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
+        for k, v in _CORS + [("Content-Type", ctype), ("Content-Length", str(len(body))),
                              ("Connection", "close")]:
             head += f"{k}: {v}\r\n"
         self.sendData(head.encode() + b"\r\n" + body)

@@ -162,6 +162,12 @@ class InternalsTests(unittest.TestCase):
                 s = p.fwd.sender
                 self.assertGreater(getattr(s, "_RTCRtpSender__packet_count"), 10)
 
+                # the publisher's sender report is re-based into ours (aiortc sends one every ~1 s)
+                self.assertTrue(await wait_until(lambda: p.fwd._sr_from_publisher, 5), "publisher SR not used")
+                _, _, sr_rtp = p.track.sender_report
+                self.assertEqual(getattr(s, "_RTCRtpSender__rtp_timestamp"),
+                                 p.down.rewriter.map_timestamp(p.track.sender_report[0], sr_rtp))
+
                 # subscriber PLI -> one rate-limited PLI to the publisher
                 await asyncio.sleep(0.4)
                 before = p.keyframe_requests

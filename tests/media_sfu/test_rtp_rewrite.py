@@ -52,6 +52,12 @@ class RewriterTests(unittest.TestCase):
         self.assertEqual(ts, 5000 + 3000 + 45000)
         self.assertEqual(r.rewrite(2, 8, 3042), (1003, 5000 + 3000 + 45000 + 3000))
 
+    def test_map_timestamp_for_sender_reports(self):
+        r = self.make(ts0=5000)
+        r.rewrite(7, 1, 100)
+        self.assertEqual(r.map_timestamp(7, 400), 5300)
+        self.assertIsNone(r.map_timestamp(8, 400))
+
     def test_random_starts_differ(self):
         a, b = RtpRewriter(clock_rate=48000), RtpRewriter(clock_rate=48000)
         self.assertNotEqual((a.out_seq_start, a.out_ts_start), (b.out_seq_start, b.out_ts_start))
