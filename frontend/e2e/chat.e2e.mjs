@@ -1,0 +1,225 @@
+// End-to-end: two people in two browsers, an encrypted DM, on a real homeserver.
+//   E2E_HOMESERVER=synapse|wspr (default wspr)   E2E_KEEP=1 keeps the work dir   CHROMIUM=/usr/bin/chromium
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync, appendFileSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { frontendDir, makeWorkDir, removeWorkDir, startStatic, startSynapse, startWspr } from "./servers.mjs";
+
+const HS = process.env.E2E_HOMESERVER || "wspr";
+const ART = join(frontendDir, "test-artifacts");
+const PASSWORD = "correct horse battery staple";
+const run = Date.now().toString(36).slice(-5);
+const ALICE = `alice${run}`;
+const BOB = `bob${run}`;
+
+let workDir, hs, web, browser, appUrl;
+const ctx = {};
+const pages = {};
+let dmRoomId;
+
+mkdirSync(ART, { recursive: true });
+const consoleLog = join(ART, `console-${HS}.log`);
+writeFileSync(consoleLog, "");
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(ART, `${HS}-${name}.png`) });
+}
+
+async function newPerson(name, opts) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...opts });
+  const page = await context.newPage();
+  page.setDefaultTimeout(30000);
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") appendFileSync(consoleLog, `[${name}] ${m.type()}: ${m.text()}\n`);
+  });
+  page.on("pageerror", (e) => appendFileSync(consoleLog, `[${name}] pageerror: ${e.message}\n`));
+  ctx[name] = context;
+  pages[name] = page;
+  return page;
+}
+
+async function register(page, username, screenshotName) {
+  await page.goto(appUrl);
+  await page.getByRole("tab", { name: "Create account" }).click();
+  await page.locator('input[name="homeserver"]').fill(hs.baseUrl);
+  await page.locator('input[name="username"]').fill(username);
+  await page.locator('input[name="password"]').fill(PASSWORD);
+  await page.locator('input[name="confirm"]').fill(PASSWORD);
+  if (screenshotName) await shot(page, screenshotName);
+  await page.getByRole("button", { name: "Create account", exact: true }).click();
+  await page.getByTestId("room-list").waitFor({ timeout: 60000 });
+}
+
+async function accessToken(page) {
+  return page.evaluate(() => JSON.parse(localStorage.getItem("wspr.session")).accessToken);
+}
+
+async function openRoom(page, roomId) {
+  await page.locator(`[data-testid=room-row][data-room-id="${roomId}"] .room-row-main`).click();
+  await page.locator(`[data-testid=room-view][data-room-id="${roomId}"]`).waitFor();
+}
+
+async function send(page, text) {
+  const input = page.getByTestId("composer-input");
+  await input.fill(text);
+  await input.press("Enter");
+}
+
+function messageWithText(page, text) {
+  return page.locator("[data-testid=message-body]", { hasText: text });
+}
+
+before(async () => {
+  workDir = makeWorkDir();
+  hs = HS === "synapse" ? await startSynapse(workDir) : await startWspr(workDir);
+  appUrl = hs.appUrl;
+  if (!appUrl) {
+    web = await startStatic(join(frontendDir, "dist"));
+    appUrl = web.url;
+  }
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"],
+  });
+  console.log(`# homeserver ${HS} at ${hs.baseUrl}, app at ${appUrl}`);
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await web?.stop().catch(() => {});
+  await hs?.stop().catch(() => {});
+  if (process.env.E2E_KEEP) console.log(`# kept ${workDir}`);
+  else if (workDir) removeWorkDir(workDir);
+});
+
+test("alice and bob create accounts", async () => {
+  const alice = await newPerson("alice", { colorScheme: "light" });
+  const bob = await newPerson("bob", { colorScheme: "dark" });
+  await Promise.all([register(alice, ALICE, "01-register"), register(bob, BOB)]);
+  await shot(alice, "02-empty-room-list");
+});
+
+test("alice starts an encrypted DM and bob accepts it", async () => {
+  const { alice, bob } = pages;
+  await alice.getByTestId("new-chat").click();
+  await alice.getByTestId("dm-user").fill(`@${BOB}:localhost`);
+  await shot(alice, "03-new-chat-dialog");
+  await alice.getByTestId("new-chat-submit").click();
+  const view = alice.getByTestId("room-view");
+  await view.waitFor();
+  dmRoomId = await view.getAttribute("data-room-id");
+  assert.ok(dmRoomId?.startsWith("!"), "room id");
+
+  const invite = bob.locator(`[data-testid=room-row][data-room-id="${dmRoomId}"]`);
+  await invite.getByTestId("accept-invite").waitFor({ timeout: 30000 });
+  await shot(bob, "04-invite");
+  await invite.getByTestId("accept-invite").click();
+  await invite.getByTestId("accept-invite").waitFor({ state: "detached" });
+  await openRoom(bob, dmRoomId);
+  await bob.getByTestId("composer-input").waitFor();
+});
+
+test("messages go both ways and are decrypted", async () => {
+  const { alice, bob } = pages;
+  await send(alice, "Hi Bob! This is **end-to-end encrypted** 🔐");
+  await messageWithText(bob, "This is end-to-end encrypted").waitFor({ timeout: 30000 });
+  assert.equal(await bob.locator("[data-testid=message-body] strong", { hasText: "end-to-end encrypted" }).count(), 1, "markdown rendered as bold");
+
+  await send(bob, "Hey Alice, got it loud and clear.");
+  await messageWithText(alice, "got it loud and clear").waitFor({ timeout: 30000 });
+  await send(alice, "Great. Sending you a picture next.");
+  await messageWithText(bob, "Sending you a picture next").waitFor();
+  assert.equal(await bob.getByTestId("utd").count(), 0, "no undecryptable messages");
+  assert.equal(await alice.getByTestId("utd").count(), 0, "no undecryptable messages");
+});
+
+test("an image is sent encrypted and shown", async () => {
+  const { alice, bob } = pages;
+  // any PNG will do: a screenshot of alice's own screen
+  const png = await alice.screenshot({ clip: { x: 0, y: 0, width: 480, height: 300 } });
+  await alice.getByTestId("file-input").setInputFiles({ name: "screenshot.png", mimeType: "image/png", buffer: png });
+  const img = bob.locator("[data-testid=image] img");
+  await img.waitFor({ timeout: 30000 });
+  await bob.waitForFunction((el) => el.complete && el.naturalWidth === 480, await img.elementHandle());
+  await alice.locator("[data-testid=image] img").waitFor();
+  await shot(alice, "05-conversation-desktop-light");
+  await shot(bob, "06-conversation-desktop-dark");
+});
+
+test("the server only ever saw ciphertext", async () => {
+  const token = await accessToken(pages.alice);
+  const res = await fetch(`${hs.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(dmRoomId)}/messages?dir=b&limit=100`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  assert.equal(res.status, 200);
+  const { chunk } = await res.json();
+  const types = chunk.map((e) => e.type);
+  assert.ok(!types.includes("m.room.message"), `plaintext message events on the server: ${types.join(",")}`);
+  const encrypted = chunk.filter((e) => e.type === "m.room.encrypted");
+  assert.ok(encrypted.length >= 4, `expected >= 4 m.room.encrypted events, got ${encrypted.length}`);
+  for (const e of encrypted) assert.equal(e.content.algorithm, "m.megolm.v1.aes-sha2");
+  assert.ok(types.includes("m.room.encryption"), "room has m.room.encryption state");
+});
+
+test("bob reloads and still sees the history", async () => {
+  const { bob } = pages;
+  await bob.reload();
+  await bob.getByTestId("room-view").waitFor({ timeout: 60000 });
+  await messageWithText(bob, "This is end-to-end encrypted").waitFor({ timeout: 30000 });
+  await messageWithText(bob, "got it loud and clear").waitFor();
+  await bob.locator("[data-testid=image] img").waitFor();
+  assert.equal(await bob.getByTestId("utd").count(), 0);
+});
+
+test("phone-sized screens show one pane at a time", async () => {
+  const { bob } = pages;
+  await bob.setViewportSize({ width: 390, height: 844 });
+  await shot(bob, "07-phone-conversation-dark");
+  await bob.getByRole("button", { name: "Back to rooms" }).click();
+  await bob.getByTestId("room-list").waitFor();
+  await shot(bob, "08-phone-room-list-dark");
+  await bob.setViewportSize({ width: 1280, height: 800 });
+  await openRoom(bob, dmRoomId);
+});
+
+test("settings: profile, security and devices", async () => {
+  const { alice } = pages;
+  await alice.getByTestId("open-settings").click();
+  await alice.getByTestId("settings-dialog").waitFor();
+  await alice.getByTestId("display-name").fill("Alice");
+  await alice.getByRole("button", { name: "Save" }).click();
+  await alice.getByText("Display name saved").waitFor();
+  await shot(alice, "09-settings-profile");
+  await alice.getByRole("button", { name: "Security & backup" }).click();
+  await alice.getByTestId("security-tab").waitFor();
+  await shot(alice, "10-settings-security");
+  await alice.getByRole("button", { name: "Devices" }).click();
+  await alice.getByTestId("devices-tab").waitFor();
+  await shot(alice, "11-settings-devices");
+  await alice.keyboard.press("Escape");
+});
+
+test("the app shell loads offline", async () => {
+  const { bob } = pages;
+  const controlled = await bob.evaluate(async () => {
+    const reg = await navigator.serviceWorker.ready;
+    return !!reg.active;
+  });
+  assert.ok(controlled, "service worker active");
+  // make sure this page is controlled by the worker before cutting the network
+  await bob.reload();
+  await bob.waitForFunction(() => !!navigator.serviceWorker.controller, null, { timeout: 30000 });
+  await bob.getByTestId("room-view").waitFor({ timeout: 60000 });
+  await ctx.bob.setOffline(true);
+  try {
+    await bob.reload();
+    await bob.locator("#root > *").first().waitFor({ timeout: 30000 });
+    await bob.locator(".app, [data-testid=splash]").first().waitFor({ timeout: 30000 });
+    await shot(bob, "12-offline");
+    assert.equal(await bob.title(), "WSPR");
+  } finally {
+    await ctx.bob.setOffline(false);
+  }
+});

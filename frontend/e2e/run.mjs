@@ -1,0 +1,13 @@
+// npm run e2e: builds dist/ (unless E2E_SKIP_BUILD=1) and runs the end-to-end tests with node's test runner.
+import { spawnSync } from "node:child_process";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const env = { ...process.env };
+if (!env.E2E_SKIP_BUILD) {
+  const b = spawnSync("npx", ["vite", "build", "--logLevel", "warn"], { cwd: root, stdio: "inherit", env });
+  if (b.status !== 0) process.exit(b.status ?? 1);
+}
+const r = spawnSync(process.execPath, ["--test", "--test-concurrency=1", "--test-timeout=240000", "e2e/chat.e2e.mjs"], { cwd: root, stdio: "inherit", env });
+process.exit(r.status ?? 1);
