@@ -1,0 +1,52 @@
+"""The client-server form of an event (what /sync, /messages and /event return)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeserver.events.event import Event
+from homeserver.protocol.redaction import redact_event
+
+# PDU fields clients never see.
+_FEDERATION_ONLY = ("auth_events", "prev_events", "hashes", "signatures", "depth", "origin", "membership", "prev_state")
+
+
+def client_event(
+    event: Event,
+    now_ms: int,
+    *,
+    include_room_id: bool = True,
+    for_device: tuple[str, str] | None = None,
+    redacted_because: dict[str, Any] | None = None,
+    relations: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    pdu = event.pdu
+    if event.redacted_by is not None:
+        pdu = redact_event(pdu, event.room_version)
+    out = {k: v for k, v in pdu.items() if k not in _FEDERATION_ONLY and k != "unsigned"}
+    out["event_id"] = event.event_id
+    if include_room_id:
+        out["room_id"] = event.room_id
+    else:
+        out.pop("room_id", None)
+    out.setdefault("content", {})
+    unsigned: dict[str, Any] = {}
+    prev = pdu.get("unsigned", {})
+    for key in ("prev_content", "prev_sender", "replaces_state", "invite_room_state", "knock_room_state"):
+        if key in prev:
+            unsigned[key] = prev[key]
+    unsigned["age"] = max(0, now_ms - event.origin_server_ts)
+    if event.redacted_by is not None:
+        unsigned["redacted_because"] = redacted_because or {"event_id": event.redacted_by}
+    if for_device is not None and event.txn_id and event.device_id:
+        user_id, device_id = for_device
+        if user_id == event.sender and device_id == event.device_id:
+            unsigned["transaction_id"] = event.txn_id
+    if relations:
+        unsigned["m.relations"] = relations
+    out["unsigned"] = unsigned
+    return out
+
+
+def state_event_for_state_api(event: Event, now_ms: int) -> dict[str, Any]:
+    return client_event(event, now_ms)

@@ -1,0 +1,32 @@
+"""HTTP endpoints. Each module parses and validates requests, then calls a handler."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from homeserver.http.server import Router
+
+if TYPE_CHECKING:
+    from homeserver.app import HomeServer
+
+
+def register_client_servlets(hs: "HomeServer", router: Router) -> None:
+    from homeserver.rest import admin
+    from homeserver.rest.client import (
+        account,
+        account_data,
+        devices,
+        directory,
+        events,
+        filters,
+        presence,
+        profile,
+        rooms,
+        sync,
+        versions,
+    )
+
+    for module in (versions, account, devices, profile, rooms, events, sync, directory, account_data, presence, filters, admin):
+        module.register(hs, router)
+    for extra in hs.extra_servlets:
+        extra(hs, router)

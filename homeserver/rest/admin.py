@@ -1,0 +1,28 @@
+"""The Synapse-compatible admin endpoints that provisioning tools use."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.web.server import Request
+
+from homeserver.http.errors import MatrixError
+from homeserver.http.request import parse_json_body
+from homeserver.http.server import Router
+
+if TYPE_CHECKING:
+    from homeserver.app import HomeServer
+
+
+def register(hs: "HomeServer", router: Router) -> None:
+    async def get_nonce(request: Request) -> tuple[int, Any]:
+        if not hs.config.registration_shared_secret:
+            raise MatrixError(400, "M_UNKNOWN", "Shared secret registration is not enabled")
+        return 200, {"nonce": hs.registration.new_nonce()}
+
+    async def post_register(request: Request) -> tuple[int, Any]:
+        body = parse_json_body(request)
+        return 200, await hs.registration.register_with_shared_secret(body)
+
+    router.register("GET", "/_synapse/admin/v1/register", get_nonce)
+    router.register("POST", "/_synapse/admin/v1/register", post_register)

@@ -1,0 +1,45 @@
+"""/sync and the event filters it uses."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from twisted.web.server import Request
+
+from homeserver.handlers.filtering import SyncFilter
+from homeserver.http.errors import MatrixError
+from homeserver.http.request import parse_boolean, parse_integer, parse_string
+from homeserver.http.server import CLIENT_V3, Router
+
+if TYPE_CHECKING:
+    from homeserver.app import HomeServer
+
+
+def register(hs: "HomeServer", router: Router) -> None:
+    async def sync(request: Request) -> tuple[int, Any]:
+        requester = await hs.auth.get_user_by_req(request, allow_guest=True)
+        since = parse_string(request, "since")
+        timeout = parse_integer(request, "timeout", 0) or 0
+        full_state = parse_boolean(request, "full_state", False)
+        set_presence = parse_string(request, "set_presence", allowed=("online", "offline", "unavailable"))
+        filter_param = parse_string(request, "filter")
+        sync_filter = SyncFilter.parse(None)
+        if filter_param:
+            if filter_param.lstrip().startswith("{"):
+                try:
+                    obj = json.loads(filter_param)
+                except ValueError:
+                    raise MatrixError(400, "M_INVALID_PARAM", "filter is not valid JSON") from None
+            else:
+                try:
+                    filter_id = int(filter_param)
+                except ValueError:
+                    raise MatrixError(400, "M_INVALID_PARAM", "Unknown filter") from None
+                obj = await hs.store.get_filter(requester.user_id, filter_id)
+                if obj is None:
+                    raise MatrixError(400, "M_INVALID_PARAM", "Unknown filter")
+            sync_filter = SyncFilter.parse(obj)
+        return 200, await hs.sync.sync(requester, since, timeout, full_state, sync_filter, set_presence)
+
+    router.register_prefixes("GET", CLIENT_V3, "/sync", sync)

@@ -1,0 +1,603 @@
+"""Events, their graph, state snapshots (as deltas) and the current state of rooms.
+
+``persist_batch`` writes a whole batch of events with their state changes in one
+transaction: a crash leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from homeserver.events.event import Event
+from homeserver.storage.database import Database, Txn
+
+StateKey = tuple[str, str]
+StateMap = dict[StateKey, str]
+
+# A snapshot whose delta chain reaches this length is written out in full instead, so
+# reading any snapshot touches at most this many small rows.
+MAX_STATE_CHAIN = 32
+
+
+@dataclass
+class NewStateGroup:
+    id: int
+    room_id: str
+    prev_group: int | None
+    chain_length: int
+    # The entries relative to prev_group (all of them when prev_group is None);
+    # a None value removes the key.
+    entries: dict[StateKey, str | None]
+
+
+@dataclass
+class MembershipChange:
+    user_id: str
+    room_id: str
+    membership: str
+    event_id: str
+    stream_ordering: int
+
+
+@dataclass
+class PersistBatch:
+    events: list[Event] = field(default_factory=list)
+    # the snapshot each event was authorised against
+    state_groups_before: dict[str, int] = field(default_factory=dict)
+    new_state_groups: list[NewStateGroup] = field(default_factory=list)
+    # room_id -> (type, state_key) -> (event_id, membership) or None to remove
+    current_state: dict[str, dict[StateKey, tuple[str, str | None] | None]] = field(default_factory=dict)
+    forward_extremities: dict[str, set[str]] = field(default_factory=dict)
+    local_memberships: list[MembershipChange] = field(default_factory=list)
+    new_rooms: list[tuple[str, str, str, int]] = field(default_factory=list)
+    txn_ids: list[tuple[str, str, str, str, int]] = field(default_factory=list)
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+    def fetch(self, key: Any) -> Any:
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+
+_EVENT_COLS = (
+    "e.event_id, e.json, r.room_version, e.stream_ordering, e.rejected_reason, e.outlier, e.soft_failed,"
+    " e.txn_id, e.device_id, e.room_id, e.state_group"
+)
+
+
+def _row_to_event(row: tuple) -> Event:
+    return Event(
+        event_id=row[0],
+        pdu=json.loads(row[1]),
+        room_version=row[2],
+        stream_ordering=row[3],
+        rejected_reason=row[4],
+        outlier=bool(row[5]),
+        soft_failed=bool(row[6]),
+        txn_id=row[7],
+        device_id=row[8],
+        room=row[9],
+        state_group=row[10],
+    )
+
+
+class EventsStore:
+    db: Database
+
+    def _init_event_caches(self) -> None:
+        self._event_cache: _LRU = _LRU(50_000)
+        self._state_group_cache: _LRU = _LRU(2_000)
+
+    # -- writing -------------------------------------------------------------
+
+    async def persist_batch(self, batch: PersistBatch) -> None:
+        await self.db.write(self._persist_batch_txn, batch, name="persist_events")
+        for ev in batch.events:
+            self._event_cache.put(ev.event_id, ev)
+
+    def _persist_batch_txn(self, txn: Txn, batch: PersistBatch) -> None:
+        for room_id, version, creator, ts in batch.new_rooms:
+            txn.execute(
+                "INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (room_id) DO NOTHING",
+                (room_id, version, creator, ts),
+            )
+        for sg in batch.new_state_groups:
+            txn.execute(
+                "INSERT INTO state_groups (id, room_id, prev_group, chain_length) VALUES (?, ?, ?, ?)",
+                (sg.id, sg.room_id, sg.prev_group, sg.chain_length),
+            )
+            txn.executemany(
+                "INSERT INTO state_group_entries (state_group, type, state_key, event_id) VALUES (?, ?, ?, ?)",
+                [(sg.id, t, sk, eid) for (t, sk), eid in sg.entries.items()],
+            )
+        rows = []
+        edges = []
+        auth = []
+        redactions = []
+        for ev in batch.events:
+            rel = ev.relation()
+            rows.append(
+                (
+                    ev.stream_ordering,
+                    ev.depth,
+                    ev.event_id,
+                    ev.room_id,
+                    ev.type,
+                    ev.state_key,
+                    ev.sender,
+                    ev.origin_server_ts,
+                    json.dumps(ev.pdu, separators=(",", ":"), ensure_ascii=False),
+                    batch.state_groups_before.get(ev.event_id),
+                    ev.outlier,
+                    ev.rejected_reason,
+                    ev.soft_failed,
+                    rel[0] if rel else None,
+                    rel[1] if rel else None,
+                    ev.txn_id,
+                    ev.device_id,
+                )
+            )
+            edges.extend((ev.event_id, p) for p in ev.prev_event_ids)
+            auth.extend((ev.event_id, a) for a in ev.auth_event_ids)
+            if ev.type == "m.room.redaction" and ev.redacts and not ev.rejected_reason:
+                redactions.append((ev.redacts, ev.event_id))
+        txn.executemany(
+            "INSERT INTO events (stream_ordering, topological_ordering, event_id, room_id, type, state_key, sender,"
+            " origin_server_ts, json, state_group, outlier, rejected_reason, soft_failed, relates_to, rel_type,"
+            " txn_id, device_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        txn.executemany("INSERT INTO event_edges (event_id, prev_event_id) VALUES (?, ?) ON CONFLICT DO NOTHING", edges)
+        txn.executemany("INSERT INTO event_auth (event_id, auth_event_id) VALUES (?, ?) ON CONFLICT DO NOTHING", auth)
+        txn.executemany("INSERT INTO redactions (redacts, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING", redactions)
+        for room_id, changes in batch.current_state.items():
+            for (t, sk), value in changes.items():
+                if value is None:
+                    txn.execute(
+                        "DELETE FROM current_state WHERE room_id = ? AND type = ? AND state_key = ?", (room_id, t, sk)
+                    )
+                else:
+                    txn.upsert(
+                        "current_state",
+                        {"room_id": room_id, "type": t, "state_key": sk},
+                        {"event_id": value[0], "membership": value[1]},
+                    )
+        for room_id, extremities in batch.forward_extremities.items():
+            txn.execute("DELETE FROM forward_extremities WHERE room_id = ?", (room_id,))
+            txn.executemany(
+                "INSERT INTO forward_extremities (room_id, event_id) VALUES (?, ?)",
+                [(room_id, e) for e in sorted(extremities)],
+            )
+        for m in batch.local_memberships:
+            txn.upsert(
+                "local_memberships",
+                {"user_id": m.user_id, "room_id": m.room_id},
+                {"membership": m.membership, "event_id": m.event_id, "stream_ordering": m.stream_ordering, "forgotten": False},
+            )
+        txn.executemany(
+            "INSERT INTO event_txn_ids (user_id, device_id, txn_id, event_id, inserted_ts) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            batch.txn_ids,
+        )
+
+    # -- reading events ------------------------------------------------------
+
+    async def get_events(self, event_ids: Iterable[str], allow_rejected: bool = False) -> dict[str, Event]:
+        """Events by id (missing ones are absent from the result), redaction status filled in."""
+        result: dict[str, Event] = {}
+        missing = []
+        for eid in event_ids:
+            ev = self._event_cache.fetch(eid)
+            if ev is not None:
+                result[eid] = ev
+            else:
+                missing.append(eid)
+        if missing:
+            fetched = await self.db.read(self._get_events_txn, missing, name="get_events")
+            for ev in fetched:
+                self._event_cache.put(ev.event_id, ev)
+                result[ev.event_id] = ev
+        if not allow_rejected:
+            result = {k: v for k, v in result.items() if not v.rejected_reason}
+        return result
+
+    def _get_events_txn(self, txn: Txn, event_ids: list[str]) -> list[Event]:
+        out: list[Event] = []
+        for i in range(0, len(event_ids), 500):
+            chunk = event_ids[i : i + 500]
+            rows = txn.select_all(
+                f"SELECT {_EVENT_COLS} FROM events e JOIN rooms r ON r.room_id = e.room_id"
+                f" WHERE e.event_id IN ({txn.in_list(chunk)})",
+                chunk,
+            )
+            events = [_row_to_event(r) for r in rows]
+            redactions = txn.select_all(
+                f"SELECT redacts, event_id FROM redactions WHERE redacts IN ({txn.in_list(chunk)})", chunk
+            )
+            redacted = {}
+            for target, redaction_id in redactions:
+                redacted.setdefault(target, redaction_id)
+            for ev in events:
+                ev.redacted_by = redacted.get(ev.event_id)
+            out.extend(events)
+        return out
+
+    async def get_event(self, event_id: str, allow_rejected: bool = False) -> Event | None:
+        return (await self.get_events([event_id], allow_rejected)).get(event_id)
+
+    def mark_redacted(self, target_id: str, redaction_id: str) -> None:
+        ev = self._event_cache.fetch(target_id)
+        if ev is not None and ev.redacted_by is None:
+            ev.redacted_by = redaction_id
+
+    async def have_events(self, event_ids: Iterable[str]) -> set[str]:
+        ids = list(event_ids)
+        known = {e for e in ids if e in self._event_cache}
+        rest = [e for e in ids if e not in known]
+        if rest:
+
+            def txn_fn(txn: Txn) -> set[str]:
+                return {
+                    r[0]
+                    for r in txn.select_all(
+                        f"SELECT event_id FROM events WHERE event_id IN ({txn.in_list(rest)})", rest
+                    )
+                }
+
+            known |= await self.db.read(txn_fn, name="have_events")
+        return known
+
+    async def get_event_id_for_txn(self, user_id: str, device_id: str, txn_id: str) -> str | None:
+        return await self.db.read(
+            lambda txn: txn.select_value(
+                "SELECT event_id FROM event_txn_ids WHERE user_id = ? AND device_id = ? AND txn_id = ?",
+                (user_id, device_id, txn_id),
+            ),
+            name="get_txn_id",
+        )
+
+    async def get_state_group_for_event(self, event_id: str) -> int | None:
+        return await self.db.read(
+            lambda txn: txn.select_value("SELECT state_group FROM events WHERE event_id = ?", (event_id,)),
+            name="state_group_for_event",
+        )
+
+    async def get_room_events(
+        self,
+        room_id: str,
+        *,
+        after: int | None = None,
+        up_to: int | None = None,
+        limit: int,
+        newest_first: bool = True,
+        types: list[str] | None = None,
+        not_types: list[str] | None = None,
+        senders: list[str] | None = None,
+        not_senders: list[str] | None = None,
+        contains_url: bool | None = None,
+    ) -> list[Event]:
+        """Events of the room's live timeline (positive stream positions) in (after, up_to]."""
+
+        def txn_fn(txn: Txn) -> list[str]:
+            clauses = ["room_id = ?", "NOT outlier", "rejected_reason IS NULL", "NOT soft_failed"]
+            args: list[Any] = [room_id]
+            if after is not None:
+                clauses.append("stream_ordering > ?")
+                args.append(after)
+            if up_to is not None:
+                clauses.append("stream_ordering <= ?")
+                args.append(up_to)
+            _filter_clauses(clauses, args, types, not_types, senders, not_senders, contains_url)
+            order = "DESC" if newest_first else "ASC"
+            return [
+                r[0]
+                for r in txn.select_all(
+                    f"SELECT event_id FROM events WHERE {' AND '.join(clauses)}"
+                    f" ORDER BY stream_ordering {order} LIMIT ?",
+                    args + [limit],
+                )
+            ]
+
+        ids = await self.db.read(txn_fn, name="get_room_events")
+        events = await self.get_events(ids)
+        return [events[i] for i in ids if i in events]
+
+    async def paginate_room_events(
+        self,
+        room_id: str,
+        from_key: tuple[int, int],
+        direction: str,
+        limit: int,
+        to_key: tuple[int, int] | None = None,
+        **filters: Any,
+    ) -> list[Event]:
+        """/messages order: by (depth, stream) so backfilled history interleaves correctly.
+
+        ``from_key`` is exclusive of events already returned: backwards returns events
+        strictly before it, forwards strictly after."""
+
+        def txn_fn(txn: Txn) -> list[str]:
+            clauses = ["room_id = ?", "NOT outlier", "rejected_reason IS NULL", "NOT soft_failed"]
+            args: list[Any] = [room_id]
+            topo, stream = from_key
+            if direction == "b":
+                clauses.append("(topological_ordering < ? OR (topological_ordering = ? AND stream_ordering < ?))")
+                order = "DESC"
+            else:
+                clauses.append("(topological_ordering > ? OR (topological_ordering = ? AND stream_ordering > ?))")
+                order = "ASC"
+            args += [topo, topo, stream]
+            if to_key is not None:
+                ttopo, tstream = to_key
+                if direction == "b":
+                    clauses.append(
+                        "(topological_ordering > ? OR (topological_ordering = ? AND stream_ordering >= ?))"
+                    )
+                else:
+                    clauses.append(
+                        "(topological_ordering < ? OR (topological_ordering = ? AND stream_ordering <= ?))"
+                    )
+                args += [ttopo, ttopo, tstream]
+            _filter_clauses(clauses, args, **filters)
+            return [
+                r[0]
+                for r in txn.select_all(
+                    f"SELECT event_id FROM events WHERE {' AND '.join(clauses)}"
+                    f" ORDER BY topological_ordering {order}, stream_ordering {order} LIMIT ?",
+                    args + [limit],
+                )
+            ]
+
+        ids = await self.db.read(txn_fn, name="paginate_room_events")
+        events = await self.get_events(ids)
+        return [events[i] for i in ids if i in events]
+
+    async def get_topological_key(self, event_id: str) -> tuple[int, int] | None:
+        def txn_fn(txn: Txn) -> tuple[int, int] | None:
+            row = txn.select_one(
+                "SELECT topological_ordering, stream_ordering FROM events WHERE event_id = ?", (event_id,)
+            )
+            return (row[0], row[1]) if row else None
+
+        return await self.db.read(txn_fn, name="topo_key")
+
+    async def get_topological_key_at_stream(self, room_id: str, stream: int) -> tuple[int, int]:
+        """The (depth, stream) key of the latest event at or before a stream position."""
+
+        def txn_fn(txn: Txn) -> tuple[int, int]:
+            row = txn.select_one(
+                "SELECT topological_ordering, stream_ordering FROM events WHERE room_id = ? AND stream_ordering <= ?"
+                " AND NOT outlier ORDER BY stream_ordering DESC LIMIT 1",
+                (room_id, stream),
+            )
+            return (row[0], row[1] + 1) if row else (0, 0)
+
+        return await self.db.read(txn_fn, name="topo_key_at_stream")
+
+    async def get_relations(
+        self,
+        event_id: str,
+        rel_type: str | None = None,
+        event_type: str | None = None,
+        limit: int = 50,
+        from_stream: int | None = None,
+        direction: str = "b",
+    ) -> list[Event]:
+        def txn_fn(txn: Txn) -> list[str]:
+            clauses = ["relates_to = ?", "rejected_reason IS NULL", "NOT soft_failed"]
+            args: list[Any] = [event_id]
+            if rel_type:
+                clauses.append("rel_type = ?")
+                args.append(rel_type)
+            if event_type:
+                clauses.append("type = ?")
+                args.append(event_type)
+            if from_stream is not None:
+                clauses.append("stream_ordering < ?" if direction == "b" else "stream_ordering > ?")
+                args.append(from_stream)
+            order = "DESC" if direction == "b" else "ASC"
+            return [
+                r[0]
+                for r in txn.select_all(
+                    f"SELECT event_id FROM events WHERE {' AND '.join(clauses)} ORDER BY stream_ordering {order} LIMIT ?",
+                    args + [limit],
+                )
+            ]
+
+        ids = await self.db.read(txn_fn, name="get_relations")
+        events = await self.get_events(ids)
+        return [events[i] for i in ids if i in events]
+
+    async def get_relation_summaries(self, event_ids: list[str]) -> dict[str, list[tuple[str, str, str]]]:
+        """For each event: (rel_type, relating event id, type) of events relating to it."""
+        if not event_ids:
+            return {}
+
+        def txn_fn(txn: Txn) -> dict[str, list[tuple[str, str, str]]]:
+            out: dict[str, list[tuple[str, str, str]]] = {}
+            rows = txn.select_all(
+                f"SELECT relates_to, rel_type, event_id, type FROM events WHERE relates_to IN ({txn.in_list(event_ids)})"
+                " AND rejected_reason IS NULL AND NOT soft_failed ORDER BY stream_ordering",
+                event_ids,
+            )
+            for target, rel_type, eid, etype in rows:
+                out.setdefault(target, []).append((rel_type, eid, etype))
+            return out
+
+        return await self.db.read(txn_fn, name="relation_summaries")
+
+    # -- state ---------------------------------------------------------------
+
+    async def get_state_group(self, group: int) -> StateMap:
+        cached = self._state_group_cache.fetch(group)
+        if cached is not None:
+            return cached
+        state = await self.db.read(self._get_state_group_txn, group, name="get_state_group")
+        self._state_group_cache.put(group, state)
+        return state
+
+    def cache_state_group(self, group: int, state: StateMap) -> None:
+        self._state_group_cache.put(group, state)
+
+    def _get_state_group_txn(self, txn: Txn, group: int) -> StateMap:
+        chain = []
+        current: int | None = group
+        while current is not None:
+            cached = self._state_group_cache.get(current)
+            if cached is not None:
+                base = dict(cached)
+                break
+            chain.append(current)
+            current = txn.select_value("SELECT prev_group FROM state_groups WHERE id = ?", (current,))
+        else:
+            base = {}
+        for g in reversed(chain):
+            for t, sk, eid in txn.select_all(
+                "SELECT type, state_key, event_id FROM state_group_entries WHERE state_group = ?", (g,)
+            ):
+                if eid is None:
+                    base.pop((t, sk), None)
+                else:
+                    base[(t, sk)] = eid
+        return base
+
+    async def get_state_group_chain_length(self, group: int) -> int:
+        return await self.db.read(
+            lambda txn: txn.select_value("SELECT chain_length FROM state_groups WHERE id = ?", (group,), 0),
+            name="chain_length",
+        )
+
+    async def get_current_state_ids(self, room_id: str) -> StateMap:
+        return await self.db.read(
+            lambda txn: {
+                (t, sk): eid
+                for t, sk, eid in txn.select_all(
+                    "SELECT type, state_key, event_id FROM current_state WHERE room_id = ?", (room_id,)
+                )
+            },
+            name="current_state",
+        )
+
+    async def get_forward_extremities(self, room_id: str) -> set[str]:
+        return await self.db.read(
+            lambda txn: {
+                r[0] for r in txn.select_all("SELECT event_id FROM forward_extremities WHERE room_id = ?", (room_id,))
+            },
+            name="forward_extremities",
+        )
+
+    async def get_latest_state_group(self, room_id: str) -> tuple[int | None, int]:
+        """The newest snapshot of the room and the depth of its latest event."""
+
+        def txn_fn(txn: Txn) -> tuple[int | None, int]:
+            depth = txn.select_value(
+                "SELECT MAX(topological_ordering) FROM events WHERE room_id = ? AND NOT outlier", (room_id,), 0
+            )
+            return txn.select_value("SELECT MAX(id) FROM state_groups WHERE room_id = ?", (room_id,)), depth or 0
+
+        return await self.db.read(txn_fn, name="latest_state_group")
+
+    async def get_max_ids(self) -> dict[str, int]:
+        """Counters restored at start: stream positions and snapshot ids."""
+
+        def txn_fn(txn: Txn) -> dict[str, int]:
+            stream = 0
+            for table, col in (
+                ("events", "stream_ordering"),
+                ("account_data", "stream_id"),
+                ("receipts", "stream_id"),
+                ("to_device_messages", "stream_id"),
+                ("presence", "stream_id"),
+                ("device_list_changes", "stream_id"),
+                ("local_memberships", "stream_ordering"),
+            ):
+                stream = max(stream, txn.select_value(f"SELECT MAX({col}) FROM {table}", (), 0) or 0)
+            return {
+                "stream": stream,
+                "min_stream": txn.select_value("SELECT MIN(stream_ordering) FROM events", (), 0) or 0,
+                "state_group": txn.select_value("SELECT MAX(id) FROM state_groups", (), 0) or 0,
+            }
+
+        return await self.db.read(txn_fn, name="max_ids")
+
+    async def get_room_versions(self, room_ids: list[str]) -> dict[str, str]:
+        def txn_fn(txn: Txn) -> dict[str, str]:
+            return dict(
+                txn.select_all(
+                    f"SELECT room_id, room_version FROM rooms WHERE room_id IN ({txn.in_list(room_ids)})", room_ids
+                )
+            )
+
+        return await self.db.read(txn_fn, name="room_versions")
+
+
+def _filter_clauses(
+    clauses: list[str],
+    args: list[Any],
+    types: list[str] | None = None,
+    not_types: list[str] | None = None,
+    senders: list[str] | None = None,
+    not_senders: list[str] | None = None,
+    contains_url: bool | None = None,
+) -> None:
+    def like_or_eq(values: list[str]) -> str:
+        parts = []
+        for v in values:
+            if "*" in v:
+                parts.append("type LIKE ? ESCAPE '\\'")
+                args.append(v.replace("%", "").replace("_", "\\_").replace("*", "%"))
+            else:
+                parts.append("type = ?")
+                args.append(v)
+        return "(" + " OR ".join(parts) + ")"
+
+    if types is not None:
+        clauses.append(like_or_eq(types) if types else "1 = 0")
+    if not_types:
+        clauses.append("NOT " + like_or_eq(not_types))
+    if senders is not None:
+        clauses.append(f"sender IN ({','.join('?' * len(senders))})" if senders else "1 = 0")
+        args.extend(senders)
+    if not_senders:
+        clauses.append(f"sender NOT IN ({','.join('?' * len(not_senders))})")
+        args.extend(not_senders)
+    if contains_url is True:
+        clauses.append("json LIKE ?")
+        args.append('%"url":%')
+
+
+class ThreadStore:
+    db: Database
+
+    async def get_thread_roots(self, room_id: str, limit: int, before_stream: int | None) -> list[tuple[str, int]]:
+        """Thread roots of the room by latest activity: (root event id, latest reply position)."""
+
+        def txn_fn(txn: Txn) -> list[tuple[str, int]]:
+            clause = "AND latest < ?" if before_stream is not None else ""
+            args: list[Any] = [room_id]
+            if before_stream is not None:
+                args.append(before_stream)
+            return txn.select_all(
+                "SELECT relates_to, latest FROM (SELECT relates_to, MAX(stream_ordering) AS latest FROM events"
+                " WHERE room_id = ? AND rel_type = 'm.thread' AND rejected_reason IS NULL GROUP BY relates_to) t"
+                f" WHERE 1 = 1 {clause} ORDER BY latest DESC LIMIT ?",
+                args + [limit],
+            )
+
+        return await self.db.read(txn_fn, name="thread_roots")
