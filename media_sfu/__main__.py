@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -40,6 +41,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not config.enabled:
         logging.getLogger("media_sfu").info("sfu.enabled is false; exiting")
+        return 0
+    # autobahn logs every refused handshake (e.g. the /rtc/v1 404 that makes clients fall
+    # back to /rtc) as a warning; that is normal operation here
+    logging.getLogger("autobahn").setLevel(max(logging.ERROR, logging.getLogger().level))
+    profile = os.environ.get("MEDIA_SFU_PROFILE")
+    if profile:
+        # developer aid: cProfile the whole process, dump to this path on exit
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+        try:
+            asyncio.run(_run(config))
+        finally:
+            prof.disable()
+            prof.dump_stats(profile)
         return 0
     asyncio.run(_run(config))
     return 0

@@ -25,17 +25,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import struct
 from typing import Awaitable, Callable
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc import clock as aiortc_clock
 from aiortc.codecs import is_rtx
+from aioice.ice import StunProtocol
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
-    RTP_HISTORY_SIZE,
     RtcpPsfbPacket,
     RtcpSrPacket,
     RtpPacket,
@@ -58,13 +61,13 @@ RECEIVER_PRIVATE_ATTRS = (
     _R + "active_ssrc",
 )
 SENDER_PRIVATE_ATTRS = (
-    _S + "rtp_history",  # dict[seq % RTP_HISTORY_SIZE, RtpPacket] answered on NACK
-    _S + "rtp_header_extensions_map",
     _S + "ntp_timestamp",  # sender report counters
     _S + "rtp_timestamp",
     _S + "octet_count",
     _S + "packet_count",
 )
+# Hot send path: RTCDtlsTransport._state/_tx_srtp/transport, RTCIceTransport._connection,
+# aioice Connection._nominated -> CandidatePair.protocol/.remote_addr, StunProtocol.transport.
 PRIVATE_METHODS = (
     (RTCRtpReceiver, "_handle_rtp_packet"),
     (RTCRtpReceiver, "_send_rtcp"),
@@ -87,12 +90,25 @@ def check_internals(receiver: RTCRtpReceiver | None = None, sender: RTCRtpSender
     for cls, name in PRIVATE_METHODS:
         if not callable(getattr(cls, name, None)):
             raise AiortcInternalsChanged(f"{cls.__name__}.{name} is missing")
+    if not hasattr(DtlsState, "CONNECTED"):
+        raise AiortcInternalsChanged("aiortc.rtcdtlstransport.State.CONNECTED is missing")
+    if not callable(getattr(StunProtocol, "send_data", None)):
+        raise AiortcInternalsChanged("aioice StunProtocol.send_data is missing")
     for obj, names in ((receiver, RECEIVER_PRIVATE_ATTRS), (sender, SENDER_PRIVATE_ATTRS)):
         if obj is None:
             continue
         for name in names:
             if not hasattr(obj, name):
                 raise AiortcInternalsChanged(f"{type(obj).__name__} has no attribute {name}")
+    if sender is not None:
+        dtls = sender.transport
+        for name in ("_state", "_tx_srtp", "transport"):
+            if not hasattr(dtls, name):
+                raise AiortcInternalsChanged(f"RTCDtlsTransport has no attribute {name}")
+        if not hasattr(dtls.transport, "_connection") or not hasattr(dtls.transport._connection, "_nominated"):
+            raise AiortcInternalsChanged("RTCIceTransport._connection._nominated is missing")
+        if not hasattr(sender, "_rtx_ssrc"):
+            raise AiortcInternalsChanged("RTCRtpSender._rtx_ssrc is missing")
 
 
 PacketHandler = Callable[[RtpPacket, RTCRtpCodecParameters], Awaitable[None]]
@@ -199,7 +215,15 @@ class SilentTrack(MediaStreamTrack):
 
 
 class ForwardingSender:
-    """Write already-encoded RTP packets through an ``RTCRtpSender``'s transport."""
+    """Write already-encoded RTP packets through an ``RTCRtpSender``'s transport.
+
+    Hot path, run once per packet per subscriber, so it avoids aiortc's per-packet machinery:
+    the RTP header and one-byte header extensions are packed directly, and the SRTP-protected
+    packet goes straight to the nominated ICE pair's socket (aiortc would await four coroutine
+    layers per packet). Plain packets are kept in our own history, which also answers NACKs.
+    """
+
+    HISTORY = 1024  # packets; ~1 s of 8 Mbps video, aiortc keeps only 128
 
     def __init__(self, sender: RTCRtpSender, on_keyframe_request: Callable[[], None]) -> None:
         check_internals(sender=sender)
@@ -208,52 +232,119 @@ class ForwardingSender:
         self.payload_type: int | None = None
         self.mid: str | None = None
         self.packets = 0
-        self._history: dict[int, RtpPacket] = getattr(sender, _S + "rtp_history")
-        self._ext_map = getattr(sender, _S + "rtp_header_extensions_map")
+        self.retransmissions = 0
+        self._history: dict[int, bytes] = {}
+        self._ext_mid = b""
+        self._ast_id = 0
+        self._audio_level_id = 0
+        self._rtx_payload_type: int | None = None
+        self._rtx_seq = random.randrange(1 << 15)
+        self._vars = sender.__dict__  # aiortc's SR counters live here, name-mangled
         self._orig_send = sender.send
         # until the publisher's first SR arrives, SRs map "now" to the last timestamp sent
         self._sr_from_publisher = False
         sender.send = self._send_parameters  # type: ignore[method-assign]
         # aiortc would force its encoder to produce a keyframe; we ask the publisher instead
         sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
+        sender._retransmit = self._retransmit  # type: ignore[method-assign]
 
     async def _send_parameters(self, parameters: RTCRtpSendParameters) -> None:
         if self.params is None:
             self.params = parameters
-            self.payload_type = parameters.codecs[0].payloadType if parameters.codecs else None
             self.mid = parameters.muxId
+            if parameters.codecs:
+                self.payload_type = parameters.codecs[0].payloadType
+                for c in parameters.codecs:
+                    if is_rtx(c) and c.parameters.get("apt") == self.payload_type:
+                        self._rtx_payload_type = c.payloadType
+            for ext in parameters.headerExtensions:
+                if ext.uri == "urn:ietf:params:rtp-hdrext:sdes:mid" and self.mid:
+                    mid = self.mid.encode()
+                    self._ext_mid = bytes([(ext.id << 4) | (len(mid) - 1)]) + mid
+                elif ext.uri == "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time":
+                    self._ast_id = ext.id
+                elif ext.uri == "urn:ietf:params:rtp-hdrext:ssrc-audio-level":
+                    self._audio_level_id = ext.id
         await self._orig_send(parameters)
 
     @property
     def ready(self) -> bool:
-        return self.payload_type is not None and self.sender.transport.state == "connected"
+        return self.payload_type is not None and self.sender.transport._state is DtlsState.CONNECTED
 
-    async def send(self, src: RtpPacket, seq: int, ts: int, abs_send_time: int | None) -> None:
+    def send(self, src: RtpPacket, seq: int, ts: int, abs_send_time: int | None) -> bool:
+        """Send ``src``'s payload as (seq, ts) on our SSRC; False if the transport is not up."""
         s = self.sender
-        pkt = RtpPacket(
-            payload_type=self.payload_type,  # type: ignore[arg-type]
-            marker=src.marker,
-            sequence_number=seq,
-            timestamp=ts,
-            ssrc=s._ssrc,
-            payload=src.payload,
-        )
-        ext = pkt.extensions
-        ext.mid = self.mid
-        ext.audio_level = src.extensions.audio_level
-        ext.abs_send_time = abs_send_time
-        self._history[seq % RTP_HISTORY_SIZE] = pkt
-        await s.transport._send_rtp(pkt.serialize(self._ext_map))
+        dtls = s.transport
+        if dtls._state is not DtlsState.CONNECTED or self.payload_type is None:
+            return False
+        ext = self._ext_mid
+        if abs_send_time is not None and self._ast_id:
+            ext += bytes([(self._ast_id << 4) | 2]) + (abs_send_time & 0xFFFFFF).to_bytes(3, "big")
+        level = src.extensions.audio_level
+        if level is not None and self._audio_level_id:
+            ext += bytes([self._audio_level_id << 4, (0x80 if level[0] else 0) | (level[1] & 0x7F)])
+        if ext:
+            pad = -len(ext) % 4
+            if pad:
+                ext += bytes(pad)
+            header = _HEADER.pack(0x90, (src.marker << 7) | self.payload_type, seq, ts, s._ssrc)
+            plain = header + b"\xbe\xde" + (len(ext) // 4).to_bytes(2, "big") + ext + src.payload
+        else:
+            plain = _HEADER.pack(0x80, (src.marker << 7) | self.payload_type, seq, ts, s._ssrc) + src.payload
+        self._history[seq % self.HISTORY] = plain
+        _transmit(dtls, plain)
         # counters for aiortc's RTCP sender reports
+        v = self._vars
         if not self._sr_from_publisher:
-            setattr(s, _S + "ntp_timestamp", aiortc_clock.current_ntp_time())
-            setattr(s, _S + "rtp_timestamp", ts)
-        setattr(s, _S + "octet_count", getattr(s, _S + "octet_count") + len(src.payload))
-        setattr(s, _S + "packet_count", getattr(s, _S + "packet_count") + 1)
+            v[_S + "ntp_timestamp"] = aiortc_clock.current_ntp_time()
+            v[_S + "rtp_timestamp"] = ts
+        v[_S + "octet_count"] += len(src.payload)
+        v[_S + "packet_count"] += 1
         self.packets += 1
+        return True
+
+    async def _retransmit(self, seq: int) -> None:
+        """Answer a subscriber's NACK from our history (RTX-wrapped when negotiated)."""
+        plain = self._history.get(seq % self.HISTORY)
+        if plain is None or _SEQ.unpack_from(plain, 2)[0] != seq:
+            return
+        dtls = self.sender.transport
+        if dtls._state is not DtlsState.CONNECTED:
+            return
+        if self._rtx_payload_type is not None:
+            # RFC 4588: RTX payload = original sequence number + original payload
+            header_len = 12
+            if plain[0] & 0x10:
+                header_len += 4 + 4 * _SEQ.unpack_from(plain, 14)[0]
+            rtx = bytearray(plain[:header_len])
+            rtx[1] = (plain[1] & 0x80) | self._rtx_payload_type
+            _SEQ.pack_into(rtx, 2, self._rtx_seq)
+            _SSRC.pack_into(rtx, 8, self.sender._rtx_ssrc)
+            plain = bytes(rtx) + plain[2:4] + plain[header_len:]
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        self.retransmissions += 1
+        _transmit(dtls, plain)
 
     def set_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
         """Use the publisher's NTP/RTP pair (RTP already rewritten) in our sender reports."""
         self._sr_from_publisher = True
-        setattr(self.sender, _S + "ntp_timestamp", ntp_timestamp)
-        setattr(self.sender, _S + "rtp_timestamp", rtp_timestamp)
+        self._vars[_S + "ntp_timestamp"] = ntp_timestamp
+        self._vars[_S + "rtp_timestamp"] = rtp_timestamp
+
+
+_HEADER = struct.Struct("!BBHII")
+_SEQ = struct.Struct("!H")
+_SSRC = struct.Struct("!I")
+
+
+def _transmit(dtls, plain: bytes) -> None:
+    """SRTP-protect and send on the nominated pair, synchronously when it is a UDP socket."""
+    data = dtls._tx_srtp.protect(plain)
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None:
+        return
+    protocol = pair.protocol
+    if isinstance(protocol, StunProtocol):
+        protocol.transport.sendto(data, pair.remote_addr)
+    else:  # TURN relay: aioice's async path
+        asyncio.ensure_future(protocol.send_data(data, pair.remote_addr))

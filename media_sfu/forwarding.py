@@ -86,8 +86,10 @@ class PublishedTrack:
         # one abs-send-time for all copies: it is the SFU's send time, which the subscriber's
         # bandwidth estimator needs (the publisher's value would include its uplink delay)
         abs_send_time = (current_ntp_time() >> 14) & 0x00FFFFFF
+        if not packet.payload:
+            return  # padding-only probe: meaningless to the subscribers' decoders
         for dt in list(self.downtracks.values()):
-            await dt.forward(packet, abs_send_time)
+            dt.forward(packet, abs_send_time)
             if t0:
                 stats.latencies.append(time.time() - t0)
 
@@ -133,10 +135,12 @@ class DownTrack:
         self._started = False
         self._sr_version = 0
 
-    async def forward(self, packet: RtpPacket, abs_send_time: int) -> None:
-        if self.paused or not self.sender.ready:
+    def forward(self, packet: RtpPacket, abs_send_time: int) -> None:
+        if self.paused:
             return
         if not self._started:
+            if not self.sender.ready:
+                return  # no sequence numbers burnt before the subscriber's transport is up
             # a subscriber that starts mid-GOP can decode nothing until the next keyframe
             self._started = True
             self.track.request_keyframe()
@@ -148,9 +152,7 @@ class DownTrack:
             mapped = self.rewriter.map_timestamp(sr_ssrc, rtp_ts)
             if mapped is not None:
                 self.sender.set_sender_report(ntp, mapped)
-        try:
-            await self.sender.send(packet, seq, ts, abs_send_time)
-        except ConnectionError:
+        if not self.sender.send(packet, seq, ts, abs_send_time):
             return
         STATS.packets_out += 1
         STATS.bytes_out += len(packet.payload)

@@ -125,7 +125,8 @@ class SignalProtocol(WebSocketServerProtocol):
                              ("Connection", "close")]:
             head += f"{k}: {v}\r\n"
         self.sendData(head.encode() + b"\r\n" + body)
-        self.dropConnection(abort=False)
+        # plain HTTP, not a WebSocket: just close after the answer is flushed
+        self.transport.close()
 
     # ---- WebSocket ---------------------------------------------------------------------
 

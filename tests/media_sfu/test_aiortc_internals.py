@@ -181,19 +181,26 @@ class InternalsTests(unittest.TestCase):
                 # subscriber NACK -> retransmission from the sender history, as RTX
                 sent = []
                 transport = s.transport
-                orig_send = transport._send_rtp
 
-                async def spy_send(data):
-                    sent.append(bytes(data))
-                    await orig_send(data)
+                class SpySrtp:
+                    def __init__(self, inner):
+                        self.inner = inner
 
-                transport._send_rtp = spy_send
-                history = getattr(s, "_RTCRtpSender__rtp_history")
-                seq = max(history.values(), key=lambda pk: pk.sequence_number).sequence_number
+                    def protect(self, data):
+                        sent.append(bytes(data))
+                        return self.inner.protect(data)
+
+                    def protect_rtcp(self, data):
+                        return self.inner.protect_rtcp(data)
+
+                transport._tx_srtp = SpySrtp(transport._tx_srtp)
+                seq = p.down.rewriter.last_seq
+                self.assertIn(seq % p.fwd.HISTORY, p.fwd._history)
                 await sub_receiver._send_rtcp_nack(s._ssrc, [seq])
                 self.assertTrue(await wait_until(
                     lambda: any(len(d) > 12 and not (192 <= d[1] <= 223) and struct.unpack("!I", d[8:12])[0] == s._rtx_ssrc
                                 for d in sent), 3), "no RTX retransmission")
+                self.assertEqual(p.fwd.retransmissions, 1)
             finally:
                 await p.stop()
 
