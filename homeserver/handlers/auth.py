@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from twisted.internet import threads
+from twisted.internet import defer, threads
 from twisted.web.server import Request
 
 from homeserver.http.errors import Forbidden, GuestAccessForbidden, MatrixError, MissingToken, UnknownToken
@@ -18,6 +19,8 @@ from homeserver.util.ids import hash_token, new_token, now_ms, random_string
 
 if TYPE_CHECKING:
     from homeserver.app import HomeServer
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,8 @@ class AuthHandler:
         if ts - self._last_seen.get(key, 0) < 60_000:
             return
         self._last_seen[key] = ts
-        self.store.update_device_last_seen(requester.user_id, requester.device_id, ip, ts)
+        d = defer.ensureDeferred(self.store.update_device_last_seen(requester.user_id, requester.device_id, ip, ts))
+        d.addErrback(lambda f: logger.warning("recording last seen failed: %s", f.value))
 
     async def create_login(
         self,

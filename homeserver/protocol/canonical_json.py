@@ -8,6 +8,7 @@ federation and to client-supplied event content.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import canonicaljson
@@ -79,3 +80,21 @@ def check_canonical_json_values(obj: Any) -> None:
             stack.extend(value)
         else:
             raise ValueError(f"Unknown JSON value: {type(value).__name__}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"Invalid JSON constant: {name}")
+
+
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def decode_json(data: str | bytes) -> Any:
+    """Parse JSON as received from the network.
+
+    Rejects the NaN / Infinity extensions Python accepts by default (as
+    Synapse does); value-range checks are check_canonical_json_values' job.
+    """
+    if isinstance(data, (bytes, bytearray)):
+        data = data.decode("utf-8")
+    return _STRICT_DECODER.decode(data)

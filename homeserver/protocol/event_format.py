@@ -1,0 +1,132 @@
+"""Event format checks (room versions' "Event format" sections and step 1 of
+"Checks performed on receipt of a PDU"), plus Synapse's size limits.
+
+A PDU failing these is *dropped* (not rejected): it never enters the DAG.
+Limits follow Synapse so that we neither accept what it drops (and fork from
+it) nor drop what it accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from homeserver.protocol.canonical_json import check_canonical_json_values, encode_canonical_json
+from homeserver.protocol.room_versions import RoomVersion, get_room_version
+
+MAX_PDU_SIZE = 65536  # bytes of canonical JSON
+MAX_ID_LENGTH = 255  # bytes, for sender / room_id / type / state_key / event_id
+MAX_DEPTH = 2**53 - 1
+# Synapse drops events citing more than these many prev / auth events (the
+# v12 create event counts as an implicit auth event).
+MAX_PREV_EVENTS = 20
+MAX_AUTH_EVENTS = 10
+
+# Room version 12 room ids: "!" + URL-safe unpadded base64 of a SHA-256.
+_DOMAINLESS_ROOM_ID_RE = re.compile(r"\A![A-Za-z0-9\-_]{43}\Z")
+_EVENT_ID_V4_RE = re.compile(r"\A\$[A-Za-z0-9\-_]{43}\Z")
+
+
+class EventFormatError(ValueError):
+    """The PDU does not match the room version's event format."""
+
+
+def is_valid_room_id(room_id: Any, room_version: RoomVersion | str) -> bool:
+    rv = get_room_version(room_version)
+    if not isinstance(room_id, str) or not room_id.startswith("!"):
+        return False
+    if rv.room_id_from_create_event:
+        return bool(_DOMAINLESS_ROOM_ID_RE.match(room_id))
+    localpart, sep, domain = room_id[1:].partition(":")
+    return bool(sep and domain) and len(room_id.encode("utf-8")) <= MAX_ID_LENGTH
+
+
+def is_valid_event_id(event_id: Any) -> bool:
+    """Room versions 4+ event ids ("$" + 43 URL-safe base64 characters)."""
+    return isinstance(event_id, str) and bool(_EVENT_ID_V4_RE.match(event_id))
+
+
+def _require(event: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    if key not in event:
+        raise EventFormatError(f"Missing required key {key!r}")
+    value = event[key]
+    # bool is an int subclass; JSON `true` is not a number.
+    if isinstance(value, bool) and kind is int:
+        raise EventFormatError(f"{key!r} must be an integer")
+    if not isinstance(value, kind):
+        raise EventFormatError(f"{key!r} has the wrong type")
+    return value
+
+
+def check_size_limits(event: Mapping[str, Any]) -> None:
+    """Synapse's `_check_size_limits` (byte-based, as for strict room versions)."""
+    pdu = {k: v for k, v in event.items() if k != "event_id"}
+    if len(encode_canonical_json(pdu)) > MAX_PDU_SIZE:
+        raise EventFormatError("Event too large")
+    for key in ("sender", "room_id", "type", "state_key", "event_id"):
+        value = event.get(key)
+        if isinstance(value, str) and len(value.encode("utf-8")) > MAX_ID_LENGTH:
+            raise EventFormatError(f"{key!r} too large")
+
+
+def check_pdu_format(event: Mapping[str, Any], room_version: RoomVersion | str) -> None:
+    """Raise EventFormatError unless `event` is a well-formed PDU for the room
+    version.  A locally attached `event_id` is tolerated (and checked)."""
+    rv = get_room_version(room_version)
+    if not isinstance(event, Mapping):
+        raise EventFormatError("PDU is not an object")
+    event_type = _require(event, "type", str)
+    sender = _require(event, "sender", str)
+    if not sender.startswith("@") or ":" not in sender:
+        raise EventFormatError("sender is not a user id")
+    _require(event, "content", Mapping)
+    _require(event, "origin_server_ts", int)
+    depth = _require(event, "depth", int)
+    if not 0 <= depth <= MAX_DEPTH:
+        raise EventFormatError("depth out of range")
+    hashes = _require(event, "hashes", Mapping)
+    if not isinstance(hashes.get("sha256"), str):
+        raise EventFormatError("hashes.sha256 missing")
+    signatures = _require(event, "signatures", Mapping)
+    for server, sigs in signatures.items():
+        if not isinstance(sigs, Mapping) or not all(isinstance(s, str) for s in sigs.values()):
+            raise EventFormatError(f"Malformed signatures for {server!r}")
+    if "state_key" in event and not isinstance(event["state_key"], str):
+        raise EventFormatError("state_key must be a string")
+    if "unsigned" in event and not isinstance(event["unsigned"], Mapping):
+        raise EventFormatError("unsigned must be an object")
+
+    is_create = event_type == "m.room.create" and event.get("state_key") == ""
+    if rv.room_id_from_create_event and is_create:
+        if "room_id" in event:
+            raise EventFormatError("Create events must not have a room_id in this room version")
+    else:
+        room_id = _require(event, "room_id", str)
+        if not is_valid_room_id(room_id, rv):
+            raise EventFormatError(f"Invalid room id {room_id!r}")
+
+    for key, limit in (("prev_events", MAX_PREV_EVENTS), ("auth_events", MAX_AUTH_EVENTS)):
+        ids = _require(event, key, list)
+        if not all(isinstance(i, str) for i in ids):
+            raise EventFormatError(f"{key} must be a list of event ids")
+        count = len(ids)
+        if key == "auth_events" and rv.room_id_from_create_event and not is_create:
+            create_id = "$" + event["room_id"][1:]
+            if create_id in ids:
+                raise EventFormatError("auth_events must not contain the create event")
+            count += 1
+        if count > limit:
+            raise EventFormatError(f"Too many {key}")
+
+    if event_type == "m.room.redaction":
+        redacts = event["content"].get("redacts") if rv.updated_redaction_rules else event.get("redacts")
+        if redacts is not None and not isinstance(redacts, str):
+            raise EventFormatError("redacts must be an event id")
+
+    if rv.strict_canonical_json:
+        try:
+            check_canonical_json_values(event)
+        except ValueError as e:
+            raise EventFormatError(str(e)) from e
+    check_size_limits(event)
