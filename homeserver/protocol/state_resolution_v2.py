@@ -71,22 +71,21 @@ def separate_state_sets(
 ) -> tuple[dict[StateKey, str], dict[StateKey, set[str]]]:
     """Split into the unconflicted state map and the conflicted state (key ->
     candidate event ids).  A key missing from some set is conflicted."""
-    unconflicted: dict[StateKey, str] = {}
-    conflicted: dict[StateKey, set[str]] = {}
     if not state_sets:
-        return unconflicted, conflicted
-    first, rest = state_sets[0], state_sets[1:]
-    all_keys: set[StateKey] = set(first)
-    for state_set in rest:
-        all_keys.update(state_set)
-    for key in all_keys:
-        value = first.get(key)
-        if value is not None and all(s.get(key) == value for s in rest):
-            unconflicted[key] = value
-        else:
-            values = {s.get(key) for s in state_sets}
-            values.discard(None)
-            conflicted[key] = values  # type: ignore[assignment]
+        return {}, {}
+    # dict item views support set operations in C: an item present (same key,
+    # same value) in every set is exactly an unconflicted entry.
+    common = set(state_sets[0].items())
+    for state_set in state_sets[1:]:
+        common &= state_set.items()
+    unconflicted: dict[StateKey, str] = dict(common)
+    conflicted: dict[StateKey, set[str]] = {}
+    for state_set in state_sets:
+        for key in state_set.keys() - unconflicted.keys():
+            if key not in conflicted:
+                values = {s.get(key) for s in state_sets}
+                values.discard(None)
+                conflicted[key] = values  # type: ignore[assignment]
     return unconflicted, conflicted
 
 

@@ -1,0 +1,120 @@
+"""PDU format checks and strict JSON decoding."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from twisted.trial import unittest
+
+from homeserver.protocol import canonical_json, event_format
+from homeserver.protocol.event_format import EventFormatError, check_pdu_format
+
+from ._helpers import ALICE, BOB, Room
+
+
+def _pdu(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k != "event_id"}
+
+
+class PduFormatTests(unittest.TestCase):
+    def _room(self, v: str) -> Room:
+        room = Room(v)
+        room.start()
+        return room
+
+    def test_valid_events(self) -> None:
+        for v in ("10", "11", "12"):
+            room = self._room(v)
+            for event in room.events.values():
+                check_pdu_format(_pdu(event), v)
+                check_pdu_format(event, v)  # a local event_id is tolerated
+
+    def test_missing_or_mistyped_keys(self) -> None:
+        room = self._room("11")
+        msg = _pdu(room.make("m.room.message", ALICE, {"body": "x"}))
+        for key in ("type", "sender", "content", "origin_server_ts", "depth", "hashes", "signatures", "room_id", "prev_events", "auth_events"):
+            broken = dict(msg)
+            del broken[key]
+            with self.assertRaises(EventFormatError, msg=key):
+                check_pdu_format(broken, "11")
+        for key, bad in (
+            ("type", 1), ("sender", "alice"), ("content", []), ("origin_server_ts", "1"),
+            ("depth", True), ("depth", -1), ("depth", 2**53), ("hashes", {}), ("signatures", {"a": "b"}),
+            ("state_key", 5), ("unsigned", []), ("room_id", "room"), ("prev_events", ["$a", 1]),
+            ("auth_events", "$a"),
+        ):
+            with self.assertRaises(EventFormatError, msg=f"{key}={bad!r}"):
+                check_pdu_format(dict(msg, **{key: bad}), "11")
+
+    def test_floats_and_big_ints(self) -> None:
+        room = self._room("11")
+        msg = _pdu(room.make("m.room.message", ALICE, {"body": "x", "n": 1.5}))
+        with self.assertRaises(EventFormatError):
+            check_pdu_format(msg, "11")
+        msg["content"] = {"n": 2**53}
+        with self.assertRaises(EventFormatError):
+            check_pdu_format(msg, "11")
+
+    def test_size_limits(self) -> None:
+        room = self._room("11")
+        msg = _pdu(room.make("m.room.message", ALICE, {"body": "x" * 70000}))
+        with self.assertRaises(EventFormatError):
+            check_pdu_format(msg, "11")
+        state = _pdu(room.make("m.room.topic", ALICE, {}, "k" * 256))
+        with self.assertRaises(EventFormatError):
+            check_pdu_format(state, "11")
+        # 255 bytes is fine, but 128 two-byte characters are not.
+        check_pdu_format(_pdu(room.make("m.room.topic", ALICE, {}, "k" * 255)), "11")
+        with self.assertRaises(EventFormatError):
+            check_pdu_format(_pdu(room.make("m.room.topic", ALICE, {}, "é" * 128)), "11")
+
+    def test_prev_and_auth_event_counts(self) -> None:
+        room = self._room("11")
+        msg = _pdu(room.make("m.room.message", ALICE, {}))
+        check_pdu_format(dict(msg, prev_events=["$e%d" % i for i in range(20)]), "11")
+        with self.assertRaises(EventFormatError):
+            check_pdu_format(dict(msg, prev_events=["$e%d" % i for i in range(21)]), "11")
+        with self.assertRaises(EventFormatError):
+            check_pdu_format(dict(msg, auth_events=["$e%d" % i for i in range(11)]), "11")
+        room12 = self._room("12")
+        msg12 = _pdu(room12.make("m.room.message", ALICE, {}))
+        check_pdu_format(dict(msg12, auth_events=["$e%d" % i for i in range(9)]), "12")
+        with self.assertRaises(EventFormatError):  # the implicit create counts
+            check_pdu_format(dict(msg12, auth_events=["$e%d" % i for i in range(10)]), "12")
+
+    def test_v12_room_ids(self) -> None:
+        room = self._room("12")
+        msg = _pdu(room.make("m.room.message", ALICE, {}))
+        self.assertTrue(event_format.is_valid_room_id(room.room_id, "12"))
+        self.assertFalse(event_format.is_valid_room_id("!room:a.example", "12"))
+        self.assertTrue(event_format.is_valid_room_id("!room:a.example", "11"))
+        self.assertFalse(event_format.is_valid_room_id(room.room_id, "11"))
+        with self.assertRaises(EventFormatError):
+            check_pdu_format(dict(msg, room_id="!room:a.example"), "12")
+        with self.assertRaises(EventFormatError):
+            check_pdu_format(dict(msg, auth_events=msg["auth_events"] + [room.create["event_id"]]), "12")
+        create = _pdu(room.create)
+        with self.assertRaises(EventFormatError):
+            check_pdu_format(dict(create, room_id=room.room_id), "12")
+        self.assertTrue(event_format.is_valid_event_id(room.create["event_id"]))
+        self.assertFalse(event_format.is_valid_event_id("$abc:server"))
+
+    def test_redacts(self) -> None:
+        room = self._room("11")
+        bad = _pdu(room.make("m.room.redaction", BOB, {"redacts": 5}))
+        with self.assertRaises(EventFormatError):
+            check_pdu_format(bad, "11")
+        ok_v10 = copy.deepcopy(bad)
+        ok_v10["redacts"] = "$x"
+        ok_v10["room_id"] = "!room:a.example"
+        with self.assertRaises(EventFormatError):
+            check_pdu_format(dict(ok_v10, redacts=5), "10")
+
+
+class StrictJsonTests(unittest.TestCase):
+    def test_decode(self) -> None:
+        self.assertEqual(canonical_json.decode_json(b'{"a": [1, "\\u65e5"]}'), {"a": [1, "日"]})
+        for bad in ('{"a": NaN}', '{"a": Infinity}', '[-Infinity]', '{"a": 1', ""):
+            with self.assertRaises(ValueError, msg=bad):
+                canonical_json.decode_json(bad)
