@@ -114,12 +114,16 @@ class RandomRoom:
         self.auth_comparisons = 0
         self.allowed = 0
         self.resolutions = 0
+        self.rejected: set[str] = set()
+        self.forged_resolutions = 0
         creator = USERS[0]
         content: dict[str, Any] = {"room_version": version}
         if not self.rv.implicit_room_creator:
             content["creator"] = creator
         if self.rv.creators_have_infinite_power and self.rng.random() < 0.5:
             content["additional_creators"] = [USERS[1]]
+        if self.rng.random() < 0.15:
+            content["m.federate"] = False
         create: dict[str, Any] = {
             "type": "m.room.create", "state_key": "", "sender": creator, "content": content,
             "origin_server_ts": self._next_ts(), "depth": 1, "prev_events": [], "auth_events": [],
@@ -138,15 +142,20 @@ class RandomRoom:
         self.ts += self.rng.choice((0, 1, 1, 2))
         return self.ts
 
-    def _add(self, event: dict[str, Any], state_before: dict[StateKey, str]) -> str:
+    def _add(self, event: dict[str, Any], state_before: dict[StateKey, str], rejected: bool = False) -> str:
         event_id = compute_event_id(event, self.rv)
-        syn_event = make_event_from_dict(copy.deepcopy(event), self.syn_rv)
+        syn_event = make_event_from_dict(
+            copy.deepcopy(event), self.syn_rv, rejected_reason="auth" if rejected else None
+        )
         assert syn_event.event_id == event_id, (syn_event.event_id, event_id)
         event = dict(event, event_id=event_id)
         self.events[event_id] = event
         self.syn_events[event_id] = syn_event
         state_after = dict(state_before)
-        state_after[(event["type"], event["state_key"])] = event_id
+        if rejected:
+            self.rejected.add(event_id)
+        elif "state_key" in event:
+            state_after[(event["type"], event["state_key"])] = event_id
         self.state_after[event_id] = state_after
         self.children[event_id] = 0
         for p in event["prev_events"]:
@@ -156,7 +165,7 @@ class RandomRoom:
     # -- comparing ----------------------------------------------------------
 
     def resolve_both(self, state_sets: Sequence[dict[StateKey, str]]) -> dict[StateKey, str]:
-        ours = sr.resolve_state(self.version, state_sets, self.events)
+        ours = sr.resolve_state(self.version, state_sets, self.events, rejected_event_ids=self.rejected)
         theirs = _result_of(
             defer.ensureDeferred(
                 resolve_events_with_store(
@@ -186,6 +195,10 @@ class RandomRoom:
             theirs = True
         except (SynapseAuthError, SynapseError):
             theirs = False
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # Malformed content Synapse trips over (e.g. a member event with
+            # no membership): the event never gets accepted there either.
+            theirs = False
         self.auth_comparisons += 1
         assert ours == theirs, f"auth differs (synapse={theirs}, ours={ours}) for {event} against {auth_map}"
         return ours
@@ -197,9 +210,26 @@ class RandomRoom:
         sender = rng.choice(USERS)
         target = rng.choice(USERS)
         kind = rng.choices(
-            ["join", "leave", "invite", "ban", "kick", "knock", "pl", "jr", "topic", "restricted_join"],
-            weights=[5, 2, 3, 2, 2, 1, 3, 2, 3, 2],
+            ["join", "leave", "invite", "ban", "kick", "knock", "pl", "jr", "topic", "restricted_join",
+             "message", "redaction", "custom_state", "tpi", "bad_pl", "bad_member"],
+            weights=[5, 2, 3, 2, 2, 1, 3, 2, 3, 2, 2, 1, 1, 1, 1, 1],
         )[0]
+        if kind == "message":
+            return sender, "m.room.message", {"body": "hi"}, None  # type: ignore[return-value]
+        if kind == "redaction":
+            return sender, "m.room.redaction", {"redacts": rng.choice(sorted(self.events))}, None  # type: ignore[return-value]
+        if kind == "custom_state":
+            return sender, "m.custom", {}, rng.choice([target, sender, "", "x"])
+        if kind == "tpi":
+            return sender, "m.room.third_party_invite", {"display_name": "x", "public_key": "AAAA"}, "tok"
+        if kind == "bad_member":
+            return sender, "m.room.member", rng.choice([{}, {"membership": "nope"}, {"membership": 5}]), target
+        if kind == "bad_pl":
+            current = state.get(("m.room.power_levels", ""))
+            content = copy.deepcopy(self.events[current]["content"]) if current else {}
+            key = rng.choice(["ban", "users_default", "events", "users", "notifications"])
+            content[key] = rng.choice(["50", True, None, [], {"x": "1"}, {"@x:y": True}, {"not_a_user": 1}])
+            return sender, "m.room.power_levels", content, ""
         if kind == "join":
             return sender, "m.room.member", {"membership": "join"}, sender
         if kind == "restricted_join":
@@ -268,20 +298,40 @@ class RandomRoom:
             if self.auth_both(event, state_before):
                 self.allowed += 1
                 self._add(event, state_before)
+            elif (
+                "state_key" in event
+                and (event["type"] != "m.room.member" or isinstance(event["content"].get("membership"), str))
+                and rng.random() < 0.3
+            ):
+                # Keep some rejected events in the DAG, as a server must.
+                self._add(event, state_before, rejected=True)
         # Finally resolve the room's extremities and a random bunch of states.
         tips = [e for e in self.events if self.children[e] == 0]
         if len(tips) > 1:
             self.resolve_both([self.state_after[t] for t in tips])
         sample = rng.sample(list(self.events), min(4, len(self.events)))
         self.resolve_both([self.state_after[s] for s in sample])
+        # A lying server's state set containing rejected events: they must be
+        # ignored identically.
+        rejected_state = [e for e in sorted(self.rejected) if "state_key" in self.events[e]]
+        for rejected_id in rng.sample(rejected_state, min(3, len(rejected_state))):
+            event = self.events[rejected_id]
+            forged = dict(self.state_after[rng.choice(list(self.events))])
+            forged[(event["type"], event["state_key"])] = rejected_id
+            self.resolve_both([forged, self.state_after[rng.choice(list(self.events))]])
+            self.forged_resolutions += 1
 
-    def _build(self, prev: list[str], state_before: dict[StateKey, str], sender: str, etype: str, content: dict[str, Any], state_key: str) -> dict[str, Any]:
+    def _build(self, prev: list[str], state_before: dict[StateKey, str], sender: str, etype: str, content: dict[str, Any], state_key: str | None) -> dict[str, Any]:
         event: dict[str, Any] = {
-            "type": etype, "state_key": state_key, "sender": sender, "room_id": self.room_id,
+            "type": etype, "sender": sender, "room_id": self.room_id,
             "content": content, "origin_server_ts": self._next_ts(),
             "depth": 1 + max(self.events[p]["depth"] for p in prev),
             "prev_events": prev, "hashes": {"sha256": "x"}, "signatures": {},
         }
+        if state_key is not None:
+            event["state_key"] = state_key
+        if etype == "m.room.redaction" and not self.rv.updated_redaction_rules:
+            event["redacts"] = content.pop("redacts")
         event["auth_events"] = [
             state_before[k] for k in auth_rules.auth_types_for_event(event, self.rv) if k in state_before
         ]
