@@ -201,19 +201,29 @@ class SyntheticClient:
 
 
 async def pace(clients: list[SyntheticClient], duration: float, fps: int = 30) -> None:
-    """Send every client's video at ``fps`` and audio every 20 ms for ``duration`` seconds."""
+    """Send every client's video at ``fps`` and audio every 20 ms for ``duration`` seconds.
+
+    Clients get evenly spread phases, like independent cameras and microphones; sending all
+    of them in the same instant would measure burst queueing, not forwarding.
+    """
     start = time.monotonic()
-    next_video = next_audio = start
+    n = max(1, len(clients))
+    vint, aint = 1 / fps, 0.02
+    next_video = [start + vint * i / n for i in range(n)]
+    next_audio = [start + aint * i / n for i in range(n)]
     while True:
         now = time.monotonic()
         if now - start >= duration:
             return
-        if now >= next_video:
-            for c in clients:
+        for i, c in enumerate(clients):
+            if now >= next_video[i]:
                 await c.send_video_frame()
-            next_video += 1 / fps
-        if now >= next_audio:
-            for c in clients:
+                next_video[i] += vint
+                if next_video[i] < now:  # fell behind (loaded machine): skip, do not burst
+                    next_video[i] = now + vint
+            if now >= next_audio[i]:
                 await c.send_audio_frame()
-            next_audio += 0.02
-        await asyncio.sleep(max(0.0, min(next_video, next_audio) - time.monotonic()))
+                next_audio[i] += aint
+                if next_audio[i] < now:
+                    next_audio[i] = now + aint
+        await asyncio.sleep(max(0.0, min(min(next_video), min(next_audio)) - time.monotonic()))

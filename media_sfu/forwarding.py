@@ -59,6 +59,7 @@ class PublishedTrack:
         self.pli_interval = pli_interval
         self.on_audio_level = on_audio_level
         self.downtracks: dict[str, DownTrack] = {}
+        self.client_track_id: str | None = None  # the publisher's msid track id (= cid)
         self.tap: ReceiverTap | None = None
         self.media_ssrc: int | None = None
         self._last_pli = -1e9
@@ -75,6 +76,8 @@ class PublishedTrack:
         self.sr_version += 1
 
     async def _on_packet(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+        if self.closed:
+            return
         stats = STATS
         stats.packets_in += 1
         self.media_ssrc = packet.ssrc

@@ -156,9 +156,25 @@ class SFUIceConnection(aioice.Connection):
         return candidates
 
 
+_orig_get_host_addresses = aioice.ice.get_host_addresses
+_host_cache: dict[tuple[bool, bool], tuple[float, list[str]]] = {}
+
+
+def _cached_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    # aioice enumerates interfaces (~20 ms of blocking netlink work) for every peer
+    # connection; on an SFU that stalls every forwarded packet whenever someone joins
+    key = (use_ipv4, use_ipv6)
+    hit = _host_cache.get(key)
+    now = time.monotonic()
+    if hit is None or now - hit[0] > 30:
+        hit = _host_cache[key] = (now, _orig_get_host_addresses(use_ipv4, use_ipv6))
+    return list(hit[1])
+
+
 def install() -> None:
     """Point aiortc at :class:`SFUIceConnection` (idempotent)."""
     aiortc.rtcicetransport.Connection = SFUIceConnection
+    aioice.ice.get_host_addresses = _cached_host_addresses
 
 
 class policy_applied:

@@ -22,6 +22,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.codecs import is_rtx
+from aiortc import sdp as aiortc_sdp
 from aiortc.sdp import candidate_from_sdp
 from livekit.protocol import models, rtc
 
@@ -77,6 +78,7 @@ class Participant:
         self.track_infos: dict[str, models.TrackInfo] = {}
         self.pending_by_cid: dict[str, models.TrackInfo] = {}
         self.published: dict[str, PublishedTrack] = {}
+        self._by_mid: dict[str | None, str] = {}  # publisher PC mid -> published track sid
         self.downtracks: dict[str, DownTrack] = {}
         self.meter = AudioLevelMeter()
         self.publisher_pc: RTCPeerConnection | None = None
@@ -156,19 +158,24 @@ class Participant:
             self.publisher_pc = pc
         return self.publisher_pc
 
-    async def handle_offer(self, sd: rtc.SessionDescription) -> list[PublishedTrack]:
-        """Answer the client's publisher offer; return tracks that started being received."""
+    async def handle_offer(self, sd: rtc.SessionDescription) -> tuple[list[PublishedTrack], list[str]]:
+        """Answer the client's publisher offer.
+
+        Returns (tracks that started being received, sids of tracks the client stopped
+        sending). Matching is done on the offer itself rather than on aiortc's "track"
+        events, because libwebrtc reuses a stopped m-line for the next track and aiortc fires
+        no new event for it.
+        """
         pc = self._ensure_publisher_pc()
-        events: list = []
-        handler = events.append
-        pc.on("track", handler)
-        try:
-            with policy_applied(self.ice):
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=sd.sdp, type="offer"))
-        finally:
-            pc.remove_listener("track", handler)
+        with policy_applied(self.ice):
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sd.sdp, type="offer"))
+        offer = aiortc_sdp.SessionDescription.parse(sd.sdp)
+        track_ids = {m.rtp.muxId: offer.webrtc_track_id(m) for m in offer.media}
         new_tracks: list[PublishedTrack] = []
+        stopped: list[str] = []
         for transceiver in pc.getTransceivers():
+            if transceiver.kind not in ("audio", "video"):
+                continue
             # keep one codec (the client's first choice) and its RTX: that is what it will send
             # and what every subscriber's down-track is negotiated for
             media = [c for c in transceiver._codecs if not is_rtx(c)]
@@ -177,24 +184,35 @@ class Participant:
                 transceiver._codecs = [first] + [
                     c for c in transceiver._codecs if is_rtx(c) and c.parameters.get("apt") == first.payloadType
                 ]
-        for track in [getattr(e, "track", e) for e in events]:
-            transceiver = next((t for t in pc.getTransceivers() if t.receiver.track is track), None)
-            if transceiver is None:
-                continue
-            published = self._match_track(track, transceiver)
-            if published is not None:
-                new_tracks.append(published)
+            receiving = transceiver._offerDirection in ("recvonly", "sendrecv")
+            current = self._by_mid.get(transceiver.mid)
+            msid_track = track_ids.get(transceiver.mid)
+            if current is not None:
+                published = self.published.get(current)
+                if not receiving or (published and msid_track and published.client_track_id
+                                     and msid_track != published.client_track_id):
+                    stopped.append(current)
+                    self._unpublish(current)
+                    current = None
+            if receiving and current is None:
+                published = self._match_track(transceiver, msid_track)
+                if published is not None:
+                    new_tracks.append(published)
         await self._flush_candidates(PUBLISHER)
         with policy_applied(self.ice):
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         self.send(rtc.SignalResponse(answer=rtc.SessionDescription(
             type="answer", sdp=pc.localDescription.sdp, id=sd.id)))
-        return new_tracks
+        for sid in stopped:
+            self.send(rtc.SignalResponse(track_unpublished=rtc.TrackUnpublishedResponse(track_sid=sid)))
+        return new_tracks, stopped
 
-    def _match_track(self, track, transceiver) -> PublishedTrack | None:
-        kind_type = models.TrackType.AUDIO if track.kind == "audio" else models.TrackType.VIDEO
-        info = self.pending_by_cid.pop(track.id, None)
+    def _match_track(self, transceiver, msid_track: str | None) -> PublishedTrack | None:
+        kind_type = models.TrackType.AUDIO if transceiver.kind == "audio" else models.TrackType.VIDEO
+        info = self.pending_by_cid.pop(msid_track, None) if msid_track else None
+        if info is not None and info.type != kind_type:
+            info = None
         if info is None:
             # cid is the client's MediaStreamTrack id, normally its msid; fall back to kind
             for cid, candidate in list(self.pending_by_cid.items()):
@@ -202,22 +220,35 @@ class Participant:
                     info = self.pending_by_cid.pop(cid)
                     break
         if info is None:
-            log.warning("%s: media track %s matches no add_track", self.identity, track.id)
+            log.debug("%s: m-line %s matches no add_track (yet)", self.identity, transceiver.mid)
             return None
         codec = next((c for c in transceiver._codecs if not is_rtx(c)), None)
         if codec is None:
             return None
         info.mime_type = codec.mimeType
         info.mid = transceiver.mid or ""
+        del info.codecs[:]
         info.codecs.append(models.SimulcastCodecInfo(mime_type=codec.mimeType, mid=info.mid))
         published = PublishedTrack(
             info, self.sid, codec, pli_interval=self.pli_interval,
-            on_audio_level=self.meter.add if track.kind == "audio" else None,
+            on_audio_level=self.meter.add if transceiver.kind == "audio" else None,
         )
+        published.client_track_id = msid_track
         published.attach_receiver(ReceiverTap, transceiver.receiver)
         self.published[info.sid] = published
+        self._by_mid[transceiver.mid] = info.sid
         self.bump()
         return published
+
+    def _unpublish(self, sid: str) -> None:
+        track = self.published.pop(sid, None)
+        self.track_infos.pop(sid, None)
+        for mid, s in list(self._by_mid.items()):
+            if s == sid:
+                del self._by_mid[mid]
+        if track is not None:
+            track.close()
+        self.bump()
 
     def set_muted(self, track_sid: str, muted: bool) -> bool:
         info = self.track_infos.get(track_sid)

@@ -79,6 +79,12 @@ class Room:
                 for t in tracks:
                     other.subscribe(t)
 
+    def tracks_unpublished(self, p: Participant, sids: list[str]) -> None:
+        for other in self.others(p):
+            for sid in sids:
+                other.unsubscribe(sid)
+        self.broadcast_update(p)
+
     async def remove(self, p: Participant) -> None:
         if self.participants.pop(p.sid, None) is None:
             return

@@ -146,6 +146,11 @@ class SignalProtocol(WebSocketServerProtocol):
         if self.sfu.rooms.get(claims.video.room) is None and not claims.video.room_create:
             # LiveKit's wording; livekit-client treats this 404 as "room missing", not "no v1"
             raise ConnectionDeny(404, "requested room does not exist")
+        if (request.params.get("reconnect") or ["0"])[0] == "1":
+            # Resuming needs an ICE restart of the old peer connections, which aiortc cannot
+            # do. Failing the resume makes both SDKs fall back to a full rejoin (the new join
+            # replaces the stale participant by identity).
+            raise ConnectionDeny(409, "resume not supported, rejoin")
         self.claims = claims
         self.auto_subscribe = (request.params.get("auto_subscribe") or ["1"])[0] not in ("0", "false")
         return None
@@ -244,7 +249,9 @@ class SignalProtocol(WebSocketServerProtocol):
     async def _handle(self, p: Participant, room, req: rtc.SignalRequest) -> bool:
         kind = req.WhichOneof("message")
         if kind == "offer":
-            tracks = await p.handle_offer(req.offer)
+            tracks, stopped = await p.handle_offer(req.offer)
+            if stopped:
+                room.tracks_unpublished(p, stopped)
             if tracks:
                 room.tracks_published(p, tracks)
         elif kind == "answer":

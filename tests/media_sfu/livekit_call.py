@@ -53,6 +53,7 @@ class CallClient:
     disconnected_peers: list[str] = field(default_factory=list)
     active_speakers: set[str] = field(default_factory=set)
     muted_seen: list[tuple[str, str]] = field(default_factory=list)
+    unpublished_seen: list[tuple[str, str]] = field(default_factory=list)
     local_tracks: dict[str, object] = field(default_factory=dict)
 
     def rx(self, identity: str, kind: str) -> Received:
@@ -76,23 +77,30 @@ class CallClient:
         def _on_muted(participant, publication):
             self.muted_seen.append((participant.identity, publication.sid))
 
+        @self.room.on("track_unpublished")
+        def _on_unpublished(publication, participant):
+            self.unpublished_seen.append((participant.identity, publication.sid))
+
         @self.room.on("active_speakers_changed")
         def _on_speakers(speakers):
             self.active_speakers = {p.identity for p in speakers}
 
         await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
 
-    async def publish(self) -> None:
+    async def publish(self, audio: bool = True) -> None:
         vsrc = rtc.VideoSource(WIDTH, HEIGHT)
         vtrack = rtc.LocalVideoTrack.create_video_track("camera", vsrc)
-        await self.room.local_participant.publish_track(
+        self.video_publication = await self.room.local_participant.publish_track(
             vtrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
+        self.local_tracks["video"] = vtrack
+        self.tasks.append(asyncio.ensure_future(self._feed_video(vsrc)))
+        if not audio:
+            return
         asrc = rtc.AudioSource(48000, 1)
         atrack = rtc.LocalAudioTrack.create_audio_track("mic", asrc)
         await self.room.local_participant.publish_track(
             atrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
-        self.local_tracks = {"video": vtrack, "audio": atrack}
-        self.tasks.append(asyncio.ensure_future(self._feed_video(vsrc)))
+        self.local_tracks["audio"] = atrack
         self.tasks.append(asyncio.ensure_future(self._feed_audio(asrc)))
 
     async def _feed_video(self, src: rtc.VideoSource) -> None:
@@ -125,6 +133,9 @@ class CallClient:
             ahead = start + sent * 0.01 - time.monotonic()
             if ahead > 0:
                 await asyncio.sleep(ahead)
+
+    async def unpublish_video(self) -> None:
+        await self.room.local_participant.unpublish_track(self.video_publication.sid)
 
     async def _consume_video(self, track, identity: str) -> None:
         rx = self.rx(identity, "video")

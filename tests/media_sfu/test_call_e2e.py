@@ -55,6 +55,19 @@ class ThreePartyCallTest(unittest.TestCase):
                 self.assertTrue(await wait_for(
                     lambda: all(any(who == "user1" for who, _ in c.muted_seen) for c in (clients[0], clients[2])), 5))
 
+                # user2 stops its camera (unpublish) and starts it again (libwebrtc reuses the
+                # m-line): the others see the publication go, come back and play again
+                old_sid = clients[2].video_publication.sid
+                await clients[2].unpublish_video()
+                self.assertTrue(await wait_for(
+                    lambda: all(("user2", old_sid) in c.unpublished_seen for c in clients[:2]), 5))
+                before = {c.identity: c.rx("user2", "video").video_frames for c in clients[:2]}
+                await clients[2].publish(audio=False)
+                self.assertNotEqual(clients[2].video_publication.sid, old_sid)
+                self.assertTrue(await wait_for(
+                    lambda: all(c.rx("user2", "video").video_frames > before[c.identity] + 10 for c in clients[:2]),
+                    15), {c.identity: c.rx("user2", "video").video_frames for c in clients[:2]})
+
                 # one leaves: the others see it, the SFU forgets it within seconds
                 t0 = time.monotonic()
                 await clients[0].leave()

@@ -83,6 +83,10 @@ class SignallingTests(unittest.TestCase):
             with self.assertRaises(aiohttp.WSServerHandshakeError) as cm:
                 await session.ws_connect(f"{server.url}/rtc")
             self.assertEqual(cm.exception.status, 401)
+            # resume is refused so that clients do a full rejoin
+            with self.assertRaises(aiohttp.WSServerHandshakeError) as cm:
+                await session.ws_connect(f"{server.url}/rtc?reconnect=1&sid=PA_x&access_token={token('a')}")
+            self.assertEqual(cm.exception.status, 409)
             # joining a room that does not exist without roomCreate
             with self.assertRaises(aiohttp.WSServerHandshakeError) as cm:
                 await session.ws_connect(f"{server.url}/rtc?access_token={token('a', 'nope', can_create_room=False)}")
