@@ -36,7 +36,9 @@ __all__ = [
     "sign_event",
     "sign_json",
     "verify_event_signature",
+    "verify_event_signatures",
     "verify_json",
+    "verify_json_with_keys",
     "write_signing_keys",
 ]
 
@@ -189,6 +191,51 @@ def verify_event_signature(
         signedjson.sign.verify_signed_json(redacted, server_name, verify_key)
     except SignatureVerifyException as e:
         raise SignatureError(str(e)) from e
+
+
+def verify_json_with_keys(
+    obj: Mapping[str, Any], server_name: str, verify_keys: Mapping[str, VerifyKey]
+) -> None:
+    """Check `server_name`'s signatures on `obj` against the keys we know for
+    it (key id -> VerifyKey, already filtered for validity by the caller).
+
+    Mirrors Synapse's keyring: the object must carry at least one ed25519
+    signature from the server, at least one of those must be by a known key,
+    and every signature by a known key must verify.  Signatures by unknown
+    keys are ignored.
+    """
+    signatures = obj.get("signatures")
+    server_sigs = signatures.get(server_name) if isinstance(signatures, Mapping) else None
+    if not isinstance(server_sigs, Mapping):
+        raise SignatureError(f"Not signed by {server_name}")
+    key_ids = [k for k in server_sigs if isinstance(k, str) and k.startswith("ed25519:")]
+    if not key_ids:
+        raise SignatureError(f"Not signed with a supported algorithm by {server_name}")
+    verified = False
+    for kid in key_ids:
+        verify_key = verify_keys.get(kid)
+        if verify_key is None:
+            continue
+        if key_id(verify_key) != kid:
+            # signedjson looks the signature up by the key's own id.
+            verify_key = decode_verify_key_base64("ed25519", kid.split(":", 1)[1], encode_verify_key_base64(verify_key))
+        verify_json(obj, server_name, verify_key)
+        verified = True
+    if not verified:
+        raise SignatureError(f"No known key to verify {server_name}'s signature (key ids {key_ids})")
+
+
+def verify_event_signatures(
+    event: Mapping[str, Any],
+    room_version: RoomVersion | str,
+    keys_by_server: Mapping[str, Mapping[str, VerifyKey]],
+) -> None:
+    """Verify every server in required_signing_servers(event) has validly
+    signed the redacted event, using `keys_by_server[server][key_id]`."""
+    rv = get_room_version(room_version)
+    redacted = redact_event(event, rv)
+    for server in sorted(required_signing_servers(event, rv)):
+        verify_json_with_keys(redacted, server, keys_by_server.get(server, {}))
 
 
 def required_signing_servers(event: Mapping[str, Any], room_version: RoomVersion | str) -> set[str]:

@@ -470,3 +470,59 @@ class RedactionTests(unittest.TestCase):
         )
         self.assertEqual(redaction.redact_event(ev, "11"), {"type": "m.room.message", "content": {}})
         self.assertEqual(redaction.redact_event({"type": "x"}, "11"), {"type": "x", "content": {}})
+
+
+class MultiKeyVerificationTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.k1 = signing.generate_signing_key("k1")
+        self.k2 = signing.generate_signing_key("k2")
+        self.known = {
+            "ed25519:k1": signing.get_verify_key(self.k1),
+            "ed25519:k2": signing.get_verify_key(self.k2),
+        }
+
+    def test_known_keys(self) -> None:
+        obj = signing.sign_json({"a": 1}, "s.example", self.k1)
+        signing.verify_json_with_keys(obj, "s.example", self.known)
+        # An extra signature by a key we don't know is ignored.
+        obj2 = signing.sign_json(obj, "s.example", signing.generate_signing_key("unknown"))
+        signing.verify_json_with_keys(obj2, "s.example", self.known)
+
+    def test_failures(self) -> None:
+        obj = signing.sign_json({"a": 1}, "s.example", self.k1)
+        with self.assertRaises(signing.SignatureError):
+            signing.verify_json_with_keys(obj, "other.example", self.known)
+        with self.assertRaises(signing.SignatureError):
+            signing.verify_json_with_keys(obj, "s.example", {"ed25519:k2": self.known["ed25519:k2"]})
+        # Every signature by a known key must verify.
+        bad = signing.sign_json(obj, "s.example", self.k2)
+        bad["signatures"]["s.example"]["ed25519:k2"] = obj["signatures"]["s.example"]["ed25519:k1"]
+        with self.assertRaises(signing.SignatureError):
+            signing.verify_json_with_keys(bad, "s.example", self.known)
+        unsupported = {"a": 1, "signatures": {"s.example": {"rsa:1": "x"}}}
+        with self.assertRaises(signing.SignatureError):
+            signing.verify_json_with_keys(unsupported, "s.example", self.known)
+
+    def test_key_registered_under_other_id(self) -> None:
+        obj = signing.sign_json({"a": 1}, "s.example", self.k1)
+        vk = signing.decode_verify_key_base64("ed25519", "other", signing.encode_verify_key_base64(signing.get_verify_key(self.k1)))
+        signing.verify_json_with_keys(obj, "s.example", {"ed25519:k1": vk})
+
+    def test_event_signatures(self) -> None:
+        authoriser = signing.generate_signing_key("a")
+        join = {
+            "type": "m.room.member", "sender": "@u:one.example", "state_key": "@u:one.example",
+            "room_id": "!r:one.example", "content": {"membership": "join", "join_authorised_via_users_server": "@x:two.example"},
+            "origin_server_ts": 1, "depth": 2, "prev_events": [], "auth_events": [],
+        }
+        signed = signing.sign_event(join, "11", "one.example", self.k1)
+        keys = {"one.example": self.known, "two.example": {"ed25519:a": signing.get_verify_key(authoriser)}}
+        with self.assertRaises(signing.SignatureError):
+            signing.verify_event_signatures(signed, "11", keys)  # authoriser missing
+        cosigned = signing.sign_event(signed, "11", "two.example", authoriser)
+        signing.verify_event_signatures(cosigned, "11", keys)
+        # Redacting the event keeps the signatures valid.
+        signing.verify_event_signatures(redaction.redact_event(cosigned, "11"), "11", keys)
+        tampered = dict(cosigned, content=dict(cosigned["content"], membership="leave"))
+        with self.assertRaises(signing.SignatureError):
+            signing.verify_event_signatures(tampered, "11", keys)
