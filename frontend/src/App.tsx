@@ -11,6 +11,17 @@ export function App() {
   const [session, setSession] = useState<Session | null>(() => loadSession());
   const [client, setClient] = useState<MatrixClient | null>(null);
   const [startError, setStartError] = useState<string | null>(null);
+  const [online, setOnline] = useState(() => navigator.onLine);
+  useEffect(() => {
+    const up = () => setOnline(true);
+    const down = () => setOnline(false);
+    window.addEventListener("online", up);
+    window.addEventListener("offline", down);
+    return () => {
+      window.removeEventListener("online", up);
+      window.removeEventListener("offline", down);
+    };
+  }, []);
 
   useEffect(() => {
     if (!session || client) return;
@@ -62,7 +73,9 @@ export function App() {
             </div>
           </div>
         ) : (
-          <p className="muted">Unlocking your messages…</p>
+          <p className="muted" data-testid="splash-status">
+            {online ? "Unlocking your messages…" : "You're offline. WSPR will open as soon as you're back online."}
+          </p>
         )}
       </div>
     );

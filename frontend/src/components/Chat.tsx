@@ -31,6 +31,15 @@ export function Chat({ client, onLogout }: { client: MatrixClient; onLogout: () 
   const [verification, setVerification] = useState<VerificationRequest | null>(null);
   const [keyPrompt, setKeyPrompt] = useState<null | { reason: string; resolve: (k: string | null) => void }>(null);
   const [toast, setToast] = useState<string | null>(null);
+  const [profile, setProfile] = useState<{ displayname?: string; avatar_url?: string }>({});
+  useEffect(() => {
+    client.getProfileInfo(client.getSafeUserId()).then(setProfile, () => {});
+    const onMember = (_ev: unknown, member: { userId: string }) => {
+      if (member.userId === client.getSafeUserId()) client.getProfileInfo(member.userId).then(setProfile, () => {});
+    };
+    client.on(RoomMemberEvent.Name, onMember);
+    return () => void client.off(RoomMemberEvent.Name, onMember);
+  }, [client]);
 
   useEffect(() => {
     const onSync = (s: SyncState) => setSyncState(s);
@@ -79,9 +88,9 @@ export function Chat({ client, onLogout }: { client: MatrixClient; onLogout: () 
       <aside className="sidebar" aria-label="Rooms">
         <header className="sidebar-header">
           <button className="me" onClick={() => { setSettingsTab("profile"); setDialog("settings"); }} title="Settings" data-testid="open-settings">
-            <Avatar client={client} id={client.getSafeUserId()} name={me?.displayName || client.getSafeUserId()} mxc={me?.avatarUrl} size={36} />
+            <Avatar client={client} id={client.getSafeUserId()} name={profile.displayname || me?.displayName || client.getSafeUserId()} mxc={profile.avatar_url ?? me?.avatarUrl} size={36} />
             <span className="me-text">
-              <strong>{me?.displayName || client.getSafeUserId()}</strong>
+              <strong>{profile.displayname || me?.displayName || client.getSafeUserId()}</strong>
               <span className="muted small">{client.getSafeUserId()}</span>
             </span>
           </button>

@@ -74,8 +74,11 @@ export function useEventShield(client: MatrixClient, ev: MatrixEvent, decryptedT
       const info = await crypto.getEncryptionInfoForEvent(ev);
       if (!alive || !info) return;
       if (info.shieldColour === EventShieldColour.RED || info.shieldColour === EventShieldColour.GREY) {
+        // "not verified yet" is the normal state of a new contact: amber. Red is for real warnings.
+        const softReasons = [EventShieldReason.UNSIGNED_DEVICE, EventShieldReason.UNVERIFIED_IDENTITY, EventShieldReason.UNKNOWN_DEVICE];
+        const soft = info.shieldReason != null && softReasons.includes(info.shieldReason);
         setShield({
-          colour: info.shieldColour === EventShieldColour.RED ? "red" : "grey",
+          colour: soft ? "unverified" : info.shieldColour === EventShieldColour.RED ? "red" : "grey",
           text: (info.shieldReason != null && REASON_TEXT[info.shieldReason]) || "Can't confirm who sent this",
         });
         return;

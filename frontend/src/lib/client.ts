@@ -36,6 +36,30 @@ export function getClient(): MatrixClient {
   return current;
 }
 
+function waitForOnline(): Promise<void> {
+  return new Promise((resolve) => {
+    const on = () => {
+      window.removeEventListener("online", on);
+      resolve();
+    };
+    window.addEventListener("online", on);
+  });
+}
+
+/**
+ * While the browser knows it is offline, requests wait for the network instead of failing.
+ * The SDK gives up on crypto requests after a few quick retries, and some of them sit on the
+ * start-up path (matrix-js-sdk checks pending room-key bundles during initRustCrypto), so failing
+ * fast offline would make start-up fail; waiting lets it finish as soon as we're back.
+ */
+export async function fetchWhenOnline(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  while (typeof navigator !== "undefined" && navigator.onLine === false) {
+    if (init?.signal?.aborted) throw new DOMException("Aborted", "AbortError");
+    await waitForOnline();
+  }
+  return fetch(input, init);
+}
+
 let starting: { token: string; promise: Promise<MatrixClient> } | null = null;
 
 /** Creates, sets up crypto for and starts the client. Idempotent per session. */
@@ -50,18 +74,13 @@ export function startSession(session: Session): Promise<MatrixClient> {
 }
 
 async function doStart(session: Session): Promise<MatrixClient> {
-  let store: ICreateClientOpts["store"];
-  if (typeof indexedDB !== "undefined") {
-    // Caching sync results lets the app show rooms and history instantly (and offline).
-    const idb = new IndexedDBStore({ indexedDB, localStorage, dbName: `wspr-sync-${session.userId}-${session.deviceId}` });
-    try {
-      await idb.startup();
-      store = idb;
-    } catch (e) {
-      console.warn("IndexedDB sync store unavailable, using memory", e);
-    }
-  }
+  // Caching sync results lets the app show rooms and history at once, and offline.
+  const store: ICreateClientOpts["store"] | undefined =
+    typeof indexedDB !== "undefined"
+      ? new IndexedDBStore({ indexedDB, localStorage, dbName: `wspr-sync-${session.userId}-${session.deviceId}` })
+      : undefined;
   const client = createClient({
+    fetchFn: fetchWhenOnline,
     baseUrl: session.baseUrl,
     accessToken: session.accessToken,
     userId: session.userId,
@@ -98,9 +117,19 @@ async function doStart(session: Session): Promise<MatrixClient> {
       },
     },
   });
+  if (store instanceof IndexedDBStore) {
+    try {
+      await store.startup(); // must happen after the client owns the store
+    } catch (e) {
+      console.warn("IndexedDB sync cache unavailable", e);
+    }
+  }
+  console.info("[wspr] sync cache ready");
   await client.initRustCrypto({ cryptoDatabasePrefix: `wspr-crypto` });
+  console.info("[wspr] crypto ready");
   current = client;
-  await client.startClient({ initialSyncLimit: 30, lazyLoadMembers: false });
+  // Not awaited: offline, the first sync retries forever; the UI shows the cached state meanwhile.
+  client.startClient({ initialSyncLimit: 30, lazyLoadMembers: false }).catch((e) => console.error("startClient failed", e));
   return client;
 }
 
