@@ -1,0 +1,42 @@
+# WSPR: `make run` starts a local server on http://localhost:8008, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WSPR := $(VENV)/bin/wspr
+DATA ?= data
+
+.PHONY: run test test-python test-frontend install frontend clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "WSPR needs Python 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# The PWA, built once (npm ci + vite build); skipped if there is no frontend yet.
+frontend/dist/index.html: $(wildcard frontend/package-lock.json) $(shell find frontend/src frontend/public -type f 2>/dev/null)
+	@if [ -f frontend/package.json ]; then cd frontend && npm ci --no-audit --no-fund && npm run build; fi
+
+frontend: frontend/dist/index.html
+
+$(DATA)/wspr.yaml: | $(VENV)/.installed
+	$(WSPR) init $(DATA) --server-name localhost --http-port 8008 --federation-port 8448
+	# A local development server: let people sign up from the web client.
+	sed -i 's/^enable_registration: false/enable_registration: true/' $(DATA)/wspr.yaml
+
+run: $(VENV)/.installed frontend $(DATA)/wspr.yaml
+	$(WSPR) run -c $(DATA)/wspr.yaml
+
+test: test-python test-frontend
+
+test-python: $(VENV)/.installed
+	$(PY) tests/run.py
+
+test-frontend: frontend
+	@if [ -f frontend/package.json ]; then cd frontend && npm test && npm run e2e; fi
+
+clean:
+	rm -rf $(VENV) frontend/node_modules frontend/dist _trial_temp
