@@ -132,6 +132,11 @@ class BenchServer:
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
+
+    def settle(self) -> float:
+        """Wait until start-up background work is over (before measuring); returns seconds waited."""
+        return 0.0
+
     def register_user(self, localpart: str, password: str, admin: bool = False) -> dict: ...
 
 
@@ -149,6 +154,9 @@ class SynapseBench(BenchServer):
 
     def stop(self) -> None:
         self.s.stop()
+
+    def settle(self) -> float:
+        return self.s.wait_background_updates()
 
     @property
     def client_url(self) -> str:
@@ -238,7 +246,7 @@ class WsprServer(BenchServer):
             cfg = yaml.safe_load(f) or {}
         cfg["rate_limits"] = {"enabled": False}
         cfg["registration_shared_secret"] = self.registration_shared_secret
-        cfg.update(self.extra_config)
+        _deep_merge(cfg, self.extra_config)
         with open(self.config_path, "w") as f:
             yaml.safe_dump(cfg, f, sort_keys=False)
         self._out = open(self.stdout_path, "ab")
@@ -262,6 +270,28 @@ class WsprServer(BenchServer):
     def register_user(self, localpart: str, password: str, admin: bool = False) -> dict:
         return register_with_shared_secret(self.client_url, self.registration_shared_secret,
                                            localpart, password, admin)
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+# Federation on loopback between test servers (self-signed certificates, 127.0.0.0/8 allowed,
+# short back-off), the WSPR equivalent of the Synapse harness's settings.
+WSPR_LOOPBACK_FEDERATION = {
+    "federation": {
+        "verify_certificates": False,
+        "ip_range_blocklist": [],
+        "ip_range_allowlist": ["127.0.0.0/8"],
+        "min_retry_interval": 1.0,
+        "max_retry_interval": 10.0,
+    }
+}
 
 
 def wait_ready(base_url: str, proc: subprocess.Popen, timeout: float, log: str) -> None:
@@ -288,7 +318,9 @@ def make_server(kind: str, workdir: str, *, federation: bool = False, **kw: Any)
     if kind == "wspr":
         if federation:
             fport = free_port()
-            return WsprServer(workdir, server_name=f"127.0.0.1:{fport}", federation_port=fport, **kw)
+            extra = _deep_merge(json.loads(json.dumps(WSPR_LOOPBACK_FEDERATION)), kw.pop("extra_config", None) or {})
+            return WsprServer(workdir, server_name=f"127.0.0.1:{fport}", federation_port=fport,
+                              extra_config=extra, **kw)
         return WsprServer(workdir, **kw)
     raise ValueError(kind)
 

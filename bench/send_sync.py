@@ -286,6 +286,8 @@ def main() -> int:
         print(f"starting {kind} in {wd}", flush=True)
         try:
             server.start()
+            waited = server.settle()
+            print(f"  ready; waited {waited:.1f}s for start-up background work", flush=True)
             res = asyncio.run(run_load(server, args))
         finally:
             server.stop()
