@@ -19,6 +19,9 @@ from homeserver.protocol import state_resolution_v2 as sr
 from homeserver.protocol.auth_rules import AuthError, auth_types_for_event, check_auth_rules
 from homeserver.protocol.room_versions import get_room_version
 
+from ._helpers import ALICE as H_ALICE
+from ._helpers import Room
+
 ALICE = "@alice:example.com"
 BOB = "@bob:example.com"
 CHARLIE = "@charlie:example.com"
@@ -405,3 +408,45 @@ class RejectedEventTests(unittest.TestCase):
             sr.resolve_state("11", sets, graph.event_map),
         )
         self.assertTrue(calls)
+
+
+class StateResetTests(unittest.TestCase):
+    """Unconflicted state that post-dates the conflicted events.
+
+    Alice makes the room invite-only on one branch and leaves on another.
+    Both state sets agree she has left; they disagree on the join rules.
+    v2 authorises the conflicted join rules against the *unconflicted* state
+    (Alice not joined), rejects both and the join rules vanish from the room
+    state.  v2.1 (room version 12) starts from empty state, so each join rules
+    event is checked against its own auth events and the later one survives.
+    (Synapse agrees; see test_vs_synapse.StateResetVsSynapseTests.)
+    """
+
+    @staticmethod
+    def build(version: str) -> tuple[Room, list[dict[StateKey, str]], dict[str, str]]:
+        room = Room(version)
+        room.send("m.room.member", H_ALICE, {"membership": "join"}, H_ALICE)
+        room.send("m.room.power_levels", H_ALICE, {} if version == "12" else {"users": {H_ALICE: 100}}, "")
+        base = dict(room.state)
+        pl_id = room.last
+        jr_public = room.send("m.room.join_rules", H_ALICE, {"join_rule": "public"}, "")
+        leave = room.send("m.room.member", H_ALICE, {"membership": "leave"}, H_ALICE)
+        jr_invite = room.make("m.room.join_rules", H_ALICE, {"join_rule": "invite"}, "", state=base, prev=[pl_id])
+        room.check(jr_invite, base)
+        s1 = dict(room.state)  # public join rules, Alice left
+        s2 = dict(s1)
+        s2[("m.room.join_rules", "")] = jr_invite["event_id"]
+        return room, [s1, s2], {"public": jr_public["event_id"], "invite": jr_invite["event_id"], "leave": leave["event_id"]}
+
+    def test_v2_resets_join_rules(self) -> None:
+        for version in ("10", "11"):
+            room, sets, ids = self.build(version)
+            resolved = sr.resolve_state(version, sets, room.events)
+            self.assertNotIn(("m.room.join_rules", ""), resolved, version)
+            self.assertEqual(resolved[("m.room.member", H_ALICE)], ids["leave"])
+
+    def test_v2_1_keeps_join_rules(self) -> None:
+        room, sets, ids = self.build("12")
+        resolved = sr.resolve_state("12", sets, room.events)
+        self.assertEqual(resolved[("m.room.join_rules", "")], ids["invite"])
+        self.assertEqual(resolved[("m.room.member", H_ALICE)], ids["leave"])

@@ -364,3 +364,31 @@ class DifferentialTests(unittest.TestCase):
 
     def test_v12(self) -> None:
         self._fuzz("12", range(200, 212), 60)
+
+
+class StateResetVsSynapseTests(unittest.TestCase):
+    """The hand-built state-reset scenario gives Synapse's answers too."""
+
+    skip = SYNAPSE_SKIP
+
+    def test_state_reset(self) -> None:
+        from .test_state_resolution_v2 import StateResetTests
+
+        for version in ("10", "11", "12"):
+            room, sets, _ = StateResetTests.build(version)
+            syn_events = {}
+            for event_id, event in room.events.items():
+                syn_event = make_event_from_dict(
+                    {k: copy.deepcopy(v) for k, v in event.items() if k != "event_id"}, SYN_VERSIONS[version]
+                )
+                self.assertEqual(syn_event.event_id, event_id)
+                syn_events[event_id] = syn_event
+            theirs = _result_of(
+                defer.ensureDeferred(
+                    resolve_events_with_store(
+                        _Clock(), room.room_id, SYN_VERSIONS[version], sets, event_map=None,
+                        state_res_store=_Store(syn_events),
+                    )
+                )
+            )
+            self.assertEqual(dict(theirs), sr.resolve_state(version, sets, room.events), version)
