@@ -275,7 +275,8 @@ def auth_types_for_event(event: Mapping[str, Any], room_version: RoomVersion | s
     an event.
     """
     rv = get_room_version(room_version)
-    if event.get("type") == "m.room.create" and event.get("state_key") == "":
+    # Synapse keys every create-event special case on the type alone.
+    if event.get("type") == "m.room.create":
         return []
     keys: list[StateKey] = []
     if rv.create_event_in_auth_events:
@@ -310,7 +311,7 @@ def auth_state_keys_for_event(event: Mapping[str, Any], room_version: RoomVersio
     """State keys :func:`check_auth_rules` may consult for `event`: the auth
     events selection plus, in room version 12, the create event."""
     keys = auth_types_for_event(event, room_version)
-    if event.get("type") == "m.room.create" and event.get("state_key") == "":
+    if event.get("type") == "m.room.create":
         return keys
     if CREATE_KEY not in keys:
         keys.insert(0, CREATE_KEY)
@@ -329,7 +330,7 @@ def check_auth_events_list(
     was itself rejected.
     """
     rv = get_room_version(room_version)
-    if event.get("type") == "m.room.create" and event.get("state_key") == "":
+    if event.get("type") == "m.room.create":
         # Synapse does not police a create event's auth_events; neither do we.
         return
     expected = set(auth_types_for_event(event, rv))
@@ -353,13 +354,24 @@ def check_auth_events_list(
 # --- the rules ---------------------------------------------------------------
 
 
-def check_auth_rules(event: Mapping[str, Any], auth_events: StateMap, room_version: RoomVersion | str) -> None:
+def check_auth_rules(
+    event: Mapping[str, Any],
+    auth_events: StateMap,
+    room_version: RoomVersion | str,
+    *,
+    state_dependent_only: bool = False,
+) -> None:
     """Raise AuthError unless `event` is allowed given `auth_events`.
 
     `auth_events` maps (type, state_key) to events and must contain the
     create event -- in room version 12 too, even though v12 PDUs do not list
     it (look it up from the room id).  Events need an `event_id` key only
     where it cannot be derived: it is computed from the PDU otherwise.
+
+    `state_dependent_only` skips the rules that do not depend on room state
+    (the create event's own rules and the v12 room-id rule), which were
+    already applied when the event was received.  State resolution uses it,
+    as Synapse's does: a create event is always accepted there.
     """
     rv = get_room_version(room_version)
     event_type = event.get("type")
@@ -372,15 +384,16 @@ def check_auth_rules(event: Mapping[str, Any], auth_events: StateMap, room_versi
     if not isinstance(content, Mapping):
         raise AuthError("Event content is not an object")
 
-    if event_type == "m.room.create" and event.get("state_key") == "":
-        _check_create(event, rv)
+    if event_type == "m.room.create":
+        if not state_dependent_only:
+            _check_create(event, rv)
         return
 
     create_event = auth_events.get(CREATE_KEY)
     if create_event is None:
         raise AuthError("No create event in auth events")
 
-    if rv.room_id_from_create_event:
+    if rv.room_id_from_create_event and not state_dependent_only:
         # v12 rule 2: the room id is the create event's id.  (Whether that
         # create event was rejected is the caller's knowledge.)
         room_id = event.get("room_id")
@@ -661,7 +674,9 @@ def _check_power_levels(event: Mapping[str, Any], state: StateMap, rv: RoomVersi
         if listed:
             raise AuthError(f"Room creators must not appear in content.users: {sorted(listed)}")
 
-    current = state.get(POWER_LEVELS_KEY)
+    # Compared with the state entry for the event's own key, as Synapse does:
+    # a power levels event with a non-empty state_key has no predecessor.
+    current = state.get((event.get("type"), event.get("state_key")))  # type: ignore[arg-type]
     if current is None:
         return
     old_content = _content(current)

@@ -307,7 +307,7 @@ class _Resolver:
                     if state_event is not None:
                         auth_events[key] = state_event
             try:
-                check_auth_rules(event, auth_events, self.rv)
+                check_auth_rules(event, auth_events, self.rv, state_dependent_only=True)
             except AuthError:
                 continue
             resolved[(event["type"], event["state_key"])] = event_id

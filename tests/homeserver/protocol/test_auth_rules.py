@@ -772,3 +772,37 @@ class HelperTests(unittest.TestCase):
         create = {k: v for k, v in room.create.items() if k != "event_id"}
         join = room.make("m.room.member", ALICE, {"membership": "join"}, ALICE, prev=[compute_event_id(create, "11")])
         check_auth_rules(join, {("m.room.create", ""): create}, "11")
+
+
+class SynapseParityTests(AuthTestCase):
+    def test_power_levels_with_other_state_key_has_no_predecessor(self) -> None:
+        room = Room("11")
+        room.start(power_levels={"users": {ALICE: 100, BOB: 50}, "state_default": 50})
+        room.join(BOB)
+        # Bob could not grant this in the real power levels...
+        self.assertRejected(room, room.make("m.room.power_levels", BOB, {"users": {BOB: 100}}, ""))
+        # ...but under another state key nothing is compared (content rules still apply).
+        self.assertAllowed(room, room.make("m.room.power_levels", BOB, {"users": {BOB: 100}}, "x"))
+        self.assertRejected(room, room.make("m.room.power_levels", BOB, {"users": {BOB: "100"}}, "x"))
+
+    def test_create_type_is_special_whatever_the_state_key(self) -> None:
+        room = Room("11")
+        room.start()
+        odd = room.make("m.room.create", BOB, {"room_version": "11"}, "x")
+        self.assertEqual(auth_rules.auth_types_for_event(odd, "11"), [])
+        # It has prev events, so the create rules reject it...
+        with self.assertRaises(AuthError):
+            check_auth_rules(odd, {}, "11")
+        # ...but state resolution (state-dependent rules only) lets it through.
+        check_auth_rules(odd, {}, "11", state_dependent_only=True)
+
+    def test_state_dependent_only_skips_v12_room_id_rule(self) -> None:
+        room = Room("12")
+        room.start()
+        ev = room.make("m.room.message", ALICE, {"body": "x"})
+        auth = room.auth_map(ev)
+        auth[("m.room.create", "")] = Room("12", creator=BOB).create
+        with self.assertRaises(AuthError):
+            check_auth_rules(ev, auth, "12")
+        # Bob's create makes Bob the creator; Alice is merely joined.
+        check_auth_rules(ev, auth, "12", state_dependent_only=True)

@@ -211,9 +211,16 @@ class RandomRoom:
         target = rng.choice(USERS)
         kind = rng.choices(
             ["join", "leave", "invite", "ban", "kick", "knock", "pl", "jr", "topic", "restricted_join",
-             "message", "redaction", "custom_state", "tpi", "bad_pl", "bad_member"],
-            weights=[5, 2, 3, 2, 2, 1, 3, 2, 3, 2, 2, 1, 1, 1, 1, 1],
+             "message", "redaction", "custom_state", "tpi", "bad_pl", "bad_member", "odd_state_key"],
+            weights=[5, 2, 3, 2, 2, 1, 3, 2, 3, 2, 2, 1, 1, 1, 1, 1, 1],
         )[0]
+        if kind == "odd_state_key":
+            # Power levels / join rules under a non-empty state key are plain
+            # state as far as the rules go (Synapse compares them with their
+            # own key's previous value).
+            etype = rng.choice(["m.room.power_levels", "m.room.join_rules"])
+            content = {"users": {target: 100}, "ban": 100} if etype == "m.room.power_levels" else {"join_rule": "public"}
+            return sender, etype, content, "x"
         if kind == "message":
             return sender, "m.room.message", {"body": "hi"}, None  # type: ignore[return-value]
         if kind == "redaction":
