@@ -130,3 +130,20 @@ def check_pdu_format(event: Mapping[str, Any], room_version: RoomVersion | str) 
         except ValueError as e:
             raise EventFormatError(str(e)) from e
     check_size_limits(event)
+
+
+def strip_unsigned_for_federation(pdu: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy of a received PDU keeping only the `unsigned` keys a remote server
+    may legitimately set (Synapse's whitelist): `age`, plus the stripped room
+    state of invites and knocks on member events.  Anything else in
+    `unsigned` (e.g. a forged `redacted_because`) is dropped."""
+    result = dict(pdu)
+    if "unsigned" not in result:
+        return result
+    unsigned = result["unsigned"]
+    if not isinstance(unsigned, Mapping):
+        result["unsigned"] = {}
+        return result
+    allowed = ("age", "invite_room_state", "knock_room_state") if pdu.get("type") == "m.room.member" else ("age",)
+    result["unsigned"] = {k: v for k, v in unsigned.items() if k in allowed}
+    return result

@@ -118,3 +118,16 @@ class StrictJsonTests(unittest.TestCase):
         for bad in ('{"a": NaN}', '{"a": Infinity}', '[-Infinity]', '{"a": 1', ""):
             with self.assertRaises(ValueError, msg=bad):
                 canonical_json.decode_json(bad)
+
+
+class StripUnsignedTests(unittest.TestCase):
+    def test_whitelist(self) -> None:
+        msg = {"type": "m.room.message", "unsigned": {"age": 5, "redacted_because": {}, "invite_room_state": []}}
+        self.assertEqual(event_format.strip_unsigned_for_federation(msg)["unsigned"], {"age": 5})
+        self.assertIn("redacted_because", msg["unsigned"], "input must not be mutated")
+        member = dict(msg, type="m.room.member")
+        self.assertEqual(
+            event_format.strip_unsigned_for_federation(member)["unsigned"], {"age": 5, "invite_room_state": []}
+        )
+        self.assertEqual(event_format.strip_unsigned_for_federation({"type": "x", "unsigned": 3})["unsigned"], {})
+        self.assertNotIn("unsigned", event_format.strip_unsigned_for_federation({"type": "x"}))
