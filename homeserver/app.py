@@ -59,6 +59,8 @@ class HomeServer:
         # Imported here so the module graph stays acyclic: handlers import app for typing only.
         from homeserver.handlers.account_data import AccountDataHandler
         from homeserver.handlers.auth import AuthHandler
+        from homeserver.handlers.call_tokens import CallTokenHandler
+        from homeserver.sfu_process import SFUProcess
         from homeserver.handlers.devices import DeviceHandler
         from homeserver.handlers.directory import DirectoryHandler
         from homeserver.handlers.login import LoginHandler
@@ -95,6 +97,10 @@ class HomeServer:
         self.presence = PresenceHandler(self)
         self.sync = SyncHandler(self)
         self.openid = OpenIdHandler(self)
+        self.call_tokens = CallTokenHandler(self)
+        self.sfu_process = SFUProcess(self)
+        self.startup_hooks.append(self.sfu_process.start)
+        self.shutdown_hooks.append(self.sfu_process.stop)
 
     async def start_services(self) -> None:
         ids = await self.store.get_max_ids()

@@ -95,11 +95,35 @@ default_room_version: "11"
 
 log_level: "INFO"
 
-# The bundled SFU for group calls (LiveKit-compatible). See README.
+# The bundled SFU for group calls: LiveKit's client protocol, so Element Call and the
+# LiveKit SDKs join unmodified. `wspr run` starts it as its own process.
 sfu:
   enabled: true
+  # Where the SFU's signalling WebSocket listens, and the ws(s):// URL clients are given
+  # (put it behind your TLS proxy in production, e.g. wss://example.org/livekit/sfu).
+  bind_address: "127.0.0.1"
+  port: 7880
+  # public_url: "wss://example.org/livekit/sfu"
+  # HS256 key pair that signs the call access tokens (LiveKit JWTs).
   api_key: "wspr"
   api_secret: "{sfu_secret}"
+  # Media (ICE/UDP): the address announced to clients and the UDP port range, for a
+  # server behind NAT or in a container.
+  rtc:
+    # public_ip: "203.0.113.10"
+    udp_port_min: 0
+    udp_port_max: 0
+  # STUN/TURN servers handed to clients (e.g. coturn) for strict NATs.
+  ice_servers: []
+  #  - urls: ["turn:turn.example.org:3478?transport=udp"]
+  #    username: "user"
+  #    credential: "secret"
+
+# The call token service (lk-jwt-service compatible) at /_wspr/livekit/jwt: users of the
+# homeservers listed here may start calls; everyone else may only join running ones.
+# "*" means any homeserver.
+rtc_token_service:
+  full_access_homeservers: ["{server_name}"]
 """
 
 

@@ -6,6 +6,7 @@ Every problem is reported as a single ``ConfigError`` naming the offending key, 
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
@@ -135,7 +136,10 @@ class HomeServerConfig:
     default_room_version: str = "11"
     access_token_lifetime_ms: int | None = None
     log_level: str = "INFO"
-    sfu: dict[str, Any] = field(default_factory=dict)
+    sfu: Any = None  # media_sfu.config.SFUConfig
+    # Which users' homeservers may start calls (others may only join running ones).
+    rtc_full_access_homeservers: tuple[str, ...] = ()
+    config_path: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -286,6 +290,7 @@ TOP_LEVEL_KEYS = {
     "access_token_lifetime",
     "log_level",
     "sfu",
+    "rtc_token_service",
 }
 
 
@@ -369,7 +374,18 @@ def parse_config(data: Any, config_dir: str) -> HomeServerConfig:
     if not public_baseurl.endswith("/"):
         public_baseurl += "/"
 
-    sfu = root.get("sfu", dict, {})
+    from media_sfu.config import SFUConfig
+
+    try:
+        sfu = SFUConfig.from_dict(root.get("sfu", dict, {}))
+    except ValueError as e:
+        key, _, message = str(e).partition(": ")
+        raise ConfigError(key, message or str(e)) from None
+    rtc = root.section("rtc_token_service")
+    rtc.check_known({"full_access_homeservers"})
+    full_access = rtc.get("full_access_homeservers", list, [server_name])
+    if not all(isinstance(s, str) for s in full_access):
+        raise ConfigError("rtc_token_service.full_access_homeservers", "must be a list of server names (or \"*\")")
 
     return HomeServerConfig(
         config_dir=config_dir,
@@ -392,6 +408,7 @@ def parse_config(data: Any, config_dir: str) -> HomeServerConfig:
         access_token_lifetime_ms=lifetime,
         log_level=log_level,
         sfu=sfu,
+        rtc_full_access_homeservers=tuple(full_access),
         raw=data,
     )
 
@@ -406,5 +423,6 @@ def load_config(path: str) -> HomeServerConfig:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError("(file)", f"not valid YAML{where}: {getattr(e, 'problem', e)}") from None
-    return parse_config(data, os.path.dirname(os.path.abspath(path)))
+    config = parse_config(data, os.path.dirname(os.path.abspath(path)))
+    return dataclasses.replace(config, config_path=os.path.abspath(path))
 

@@ -19,6 +19,7 @@ def register_client_servlets(hs: "HomeServer", router: Router) -> None:
         directory,
         events,
         filters,
+        matrixrtc,
         presence,
         profile,
         rooms,
@@ -26,7 +27,7 @@ def register_client_servlets(hs: "HomeServer", router: Router) -> None:
         versions,
     )
 
-    for module in (versions, account, devices, profile, rooms, events, sync, directory, account_data, presence, filters, admin):
+    for module in (versions, account, devices, profile, rooms, events, sync, directory, account_data, presence, filters, matrixrtc, admin):
         module.register(hs, router)
     for extra in hs.extra_servlets:
         extra(hs, router)
