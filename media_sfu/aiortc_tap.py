@@ -130,6 +130,11 @@ class ReceiverTap:
         self.on_sender_report = on_sender_report
         self.packets = 0
         self.bytes = 0
+        # RTX streams that were never signalled (browser simulcast): media SSRC by RID, and
+        # the learnt RTX SSRC -> media SSRC
+        self._ssrc_by_rid: dict[str, int] = {}
+        self._learnt_rtx: dict[int, int] = {}
+        self._media_ssrcs: set[int] = set()
         receiver._handle_rtp_packet = self._handle_rtp_packet  # type: ignore[method-assign]
         self._orig_handle_rtcp = receiver._handle_rtcp_packet
         receiver._handle_rtcp_packet = self._handle_rtcp_packet  # type: ignore[method-assign]
@@ -175,18 +180,34 @@ class ReceiverTap:
             stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
         stats.add(packet)
         if is_rtx(codec):
-            original_ssrc = getattr(r, _R + "rtx_ssrc").get(packet.ssrc)
+            original_ssrc = getattr(r, _R + "rtx_ssrc").get(packet.ssrc) or self._learn_rtx(packet)
             apt = codec.parameters.get("apt")
             if original_ssrc is None or len(packet.payload) < 2 or not isinstance(apt, int) or apt not in codecs:
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
             codec = codecs[apt]
+        elif packet.ssrc not in self._media_ssrcs:
+            self._media_ssrcs.add(packet.ssrc)
+        if packet.extensions.rtp_stream_id is not None:
+            self._ssrc_by_rid[packet.extensions.rtp_stream_id] = packet.ssrc
         nackgen = getattr(r, _R + "nack_generator")
         if nackgen is not None and nackgen.add(packet):
             await r._send_rtcp_nack(packet.ssrc, sorted(nackgen.missing))
         self.packets += 1
         self.bytes += len(packet.payload)
         await self.on_packet(packet, codec)
+
+    def _learn_rtx(self, packet: RtpPacket) -> int | None:
+        ssrc = self._learnt_rtx.get(packet.ssrc)
+        if ssrc is None:
+            rid = packet.extensions.repaired_rtp_stream_id
+            if rid is not None:
+                ssrc = self._ssrc_by_rid.get(rid)
+            elif len(self._media_ssrcs) == 1:
+                ssrc = next(iter(self._media_ssrcs))
+            if ssrc is not None:
+                self._learnt_rtx[packet.ssrc] = ssrc
+        return ssrc
 
     async def request_keyframe(self, media_ssrc: int) -> None:
         await self.receiver._send_rtcp_pli(media_ssrc)

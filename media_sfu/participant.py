@@ -26,6 +26,7 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.sdp import candidate_from_sdp
 from livekit.protocol import models, rtc
 
+from . import simulcast
 from .aiortc_tap import ForwardingSender, ReceiverTap, SilentTrack
 from .forwarding import DownTrack, PublishedTrack
 from .ice import IcePolicy, policy_applied
@@ -202,8 +203,8 @@ class Participant:
         with policy_applied(self.ice):
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
-        self.send(rtc.SignalResponse(answer=rtc.SessionDescription(
-            type="answer", sdp=pc.localDescription.sdp, id=sd.id)))
+        answer_sdp = simulcast.accept_top_layer(sd.sdp, pc.localDescription.sdp)
+        self.send(rtc.SignalResponse(answer=rtc.SessionDescription(type="answer", sdp=answer_sdp, id=sd.id)))
         for sid in stopped:
             self.send(rtc.SignalResponse(track_unpublished=rtc.TrackUnpublishedResponse(track_sid=sid)))
         return new_tracks, stopped
@@ -234,6 +235,7 @@ class Participant:
             on_audio_level=self.meter.add if transceiver.kind == "audio" else None,
         )
         published.client_track_id = msid_track
+        simulcast.patch_router_mid_fallback(transceiver.receiver.transport._rtp_router)
         published.attach_receiver(ReceiverTap, transceiver.receiver)
         self.published[info.sid] = published
         self._by_mid[transceiver.mid] = info.sid

@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 
-from . import ice
+from . import ice, simulcast
 from .aiortc_tap import check_internals
 from .config import SFUConfig
 from .forwarding import STATS
@@ -40,6 +40,7 @@ class SFUServer:
         # fail at startup, not on the first call, if a pinned-aiortc assumption broke
         check_internals()
         ice.install()
+        simulcast.install_rid_extensions()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             make_factory(self), self.config.bind_address, self.config.port,

@@ -1,0 +1,89 @@
+"""Browser simulcast, reduced to one layer per published video track.
+
+livekit-client publishes video with simulcast (``a=simulcast:send q;h;f`` + ``a=rid`` lines,
+no ``a=ssrc``). aiortc understands neither, and Chrome rejects its own next offer ("negotiates
+simulcast but does not negotiate the RID RTP header extension") once an answer dropped the RID
+header extension. So the SFU:
+
+* lets aiortc negotiate the RID / repaired-RID header extensions (they are only parsed);
+* adds ``a=rid:<top> recv`` and ``a=simulcast:recv <top>`` to its answer, accepting only the
+  highest layer (LiveKit orders layers low to high), so the browser sends one full-quality
+  stream and no bandwidth is spent on layers nobody receives;
+* routes RTP whose SSRC was never signalled by its MID header extension, as aiortc 1.16 only
+  routes by SSRC or by a payload type unique across the bundle.
+
+Forwarding all layers and switching per subscriber is not implemented.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiortc.codecs import HEADER_EXTENSIONS
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
+
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+
+
+def install_rid_extensions() -> None:
+    """Make aiortc accept (and parse) the RID header extensions on video (idempotent)."""
+    video = HEADER_EXTENSIONS["video"]
+    uris = {e.uri for e in video}
+    for ext_id, uri in ((10, RID_URI), (11, REPAIRED_RID_URI)):
+        if uri not in uris:
+            video.append(RTCRtpHeaderExtensionParameters(id=ext_id, uri=uri))
+
+
+def _sections(sdp: str) -> list[str]:
+    parts = re.split(r"\r?\n(?=m=)", sdp.strip())
+    return parts
+
+
+def offered_simulcast(section: str) -> list[str]:
+    """Send rids offered in one m-section, in the order of ``a=simulcast:send``."""
+    m = re.search(r"^a=simulcast:send (\S+)", section, re.M)
+    if not m:
+        return []
+    rids = []
+    for alt in m.group(1).split(";"):
+        rid = alt.split(",")[0].lstrip("~")
+        if rid:
+            rids.append(rid)
+    return rids
+
+
+def accept_top_layer(offer_sdp: str, answer_sdp: str) -> str:
+    """Add ``a=rid``/``a=simulcast:recv`` for the top offered layer to each simulcast m-section."""
+    offer = _sections(offer_sdp)[1:]
+    head, *answer = _sections(answer_sdp)
+    if len(offer) != len(answer):
+        return answer_sdp
+    out = [head]
+    for o, a in zip(offer, answer):
+        rids = offered_simulcast(o)
+        if rids and a.startswith("m=video") and not a.startswith("m=video 0 "):
+            top = rids[-1]
+            a = a.rstrip("\r\n") + f"\r\na=rid:{top} recv\r\na=simulcast:recv {top}"
+        out.append(a.rstrip("\r\n"))
+    return "\r\n".join(out) + "\r\n"
+
+
+def patch_router_mid_fallback(router) -> None:
+    """Route packets with unsignalled SSRCs by their MID header extension (once per router)."""
+    if getattr(router, "_sfu_mid_fallback", False):
+        return
+    original = router.route_rtp
+
+    def route_rtp(packet):
+        receiver = original(packet)
+        if receiver is None:
+            mid = packet.extensions.mid
+            receiver = router.mid_table.get(mid) if mid is not None else None
+            if receiver is not None:
+                # learn it: later packets of this SSRC may no longer carry the MID
+                router.ssrc_table[packet.ssrc] = receiver
+        return receiver
+
+    router.route_rtp = route_rtp
+    router._sfu_mid_fallback = True
