@@ -5,6 +5,8 @@ from __future__ import annotations
 from homeserver.storage.account_data import AccountDataStore, FilterStore
 from homeserver.storage.database import Database
 from homeserver.storage.events import EventsStore, ThreadStore
+from homeserver.storage.federation_rooms import FederationRoomStore
+from homeserver.storage.federation import FederationStore
 from homeserver.storage.migrations import prepare_database
 from homeserver.storage.receipts import PresenceStore, ReceiptStore, ToDeviceStore
 from homeserver.storage.rooms import RoomStore
@@ -16,12 +18,14 @@ class DataStore(
     DeviceListStore,
     EventsStore,
     ThreadStore,
+    FederationRoomStore,
     RoomStore,
     AccountDataStore,
     FilterStore,
     ReceiptStore,
     ToDeviceStore,
     PresenceStore,
+    FederationStore,
 ):
     """All stores over one database. Each area's queries live in its own module."""
 
