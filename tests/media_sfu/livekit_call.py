@@ -38,6 +38,7 @@ def sfu_config(**extra) -> SFUConfig:
 @dataclass
 class Received:
     video_frames: int = 0
+    size: tuple[int, int] = (0, 0)
     colour: tuple[int, int, int] | None = None
     audio_frames: int = 0
     loud_audio_frames: int = 0
@@ -142,6 +143,7 @@ class CallClient:
         async for ev in rtc.VideoStream(track, format=rtc.VideoBufferType.RGBA):
             f = ev.frame
             rx.video_frames += 1
+            rx.size = (f.width, f.height)
             if rx.video_frames % 5 == 1:
                 arr = np.frombuffer(bytes(f.data), dtype=np.uint8).reshape(f.height, f.width, 4)
                 c = arr[f.height * 3 // 4, f.width // 2]
