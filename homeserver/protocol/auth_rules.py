@@ -246,6 +246,18 @@ def get_send_level(event_type: str, state_key: str | None, state: StateMap) -> i
     return _to_int(level, 0)
 
 
+def user_can_send(
+    user_id: str,
+    event_type: str,
+    state_key: str | None,
+    state: StateMap,
+    room_version: RoomVersion | str,
+) -> bool:
+    """Whether `user_id`'s power level reaches the send level for this event
+    type (the power check of the auth rules; membership is not considered)."""
+    return get_user_power_level(user_id, state, room_version) >= get_send_level(event_type, state_key, state)
+
+
 def get_notification_power_level(key: str, state: StateMap) -> int:
     """Level needed for e.g. `@room` notifications (`notifications.room`, default 50)."""
     pl_event = state.get(POWER_LEVELS_KEY)
@@ -316,6 +328,14 @@ def auth_state_keys_for_event(event: Mapping[str, Any], room_version: RoomVersio
     if CREATE_KEY not in keys:
         keys.insert(0, CREATE_KEY)
     return keys
+
+
+def select_auth_event_ids(
+    event: Mapping[str, Any], state: Mapping[StateKey, str], room_version: RoomVersion | str
+) -> list[str]:
+    """The `auth_events` for a new event, given the room state (key -> event
+    id) it is being sent into."""
+    return [state[k] for k in auth_types_for_event(event, room_version) if k in state]
 
 
 def check_auth_events_list(
@@ -778,4 +798,6 @@ __all__ = [
     "is_valid_user_id",
     "redaction_allowed",
     "redacts_target",
+    "select_auth_event_ids",
+    "user_can_send",
 ]

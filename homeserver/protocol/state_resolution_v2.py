@@ -45,6 +45,7 @@ StateKey = tuple[str, str]
 EventMap = Mapping[str, Mapping[str, Any]]
 
 __all__ = [
+    "get_auth_chain",
     "is_power_event",
     "lexicographical_topological_sort",
     "resolve_state",
@@ -351,6 +352,25 @@ class _Resolver:
             ts = self.event_map[event_id].get("origin_server_ts", 0)
             order[event_id] = (mainline_depth(event_id), ts if isinstance(ts, int) else 0, event_id)
         return sorted(event_ids, key=order.__getitem__)
+
+
+def get_auth_chain(
+    event_ids: Iterable[str],
+    event_map: EventMap,
+    room_version: RoomVersion | str,
+) -> set[str]:
+    """Ids of the auth chains of `event_ids` (not including those events
+    themselves unless one is an ancestor of another), e.g. for
+    /event_auth and /state responses.  In room version 12 the create event
+    counts as an auth event of every other event.  Events missing from
+    `event_map` are returned but not walked further."""
+    resolver = _Resolver(get_room_version(room_version), event_map, None, frozenset())
+    start = list(event_ids)
+    result: set[str] = set()
+    for event_id in start:
+        for auth_id in resolver.auth_ids(event_id):
+            result.add(auth_id)
+    return resolver.reach(result)
 
 
 def resolve_state(

@@ -806,3 +806,24 @@ class SynapseParityTests(AuthTestCase):
             check_auth_rules(ev, auth, "12")
         # Bob's create makes Bob the creator; Alice is merely joined.
         check_auth_rules(ev, auth, "12", state_dependent_only=True)
+
+
+class ConvenienceHelperTests(AuthTestCase):
+    def test_select_auth_event_ids(self) -> None:
+        for v in ALL_VERSIONS:
+            room = Room(v)
+            room.start()
+            ev = {"type": "m.room.member", "sender": BOB, "state_key": BOB, "content": {"membership": "join"}}
+            ids = auth_rules.select_auth_event_ids(ev, room.state, v)
+            expected = {room.state[("m.room.power_levels", "")], room.state[("m.room.join_rules", "")]}
+            if v != "12":
+                expected.add(room.create["event_id"])
+            self.assertEqual(set(ids), expected)
+
+    def test_user_can_send(self) -> None:
+        room = Room("11")
+        room.start(power_levels={"users": {ALICE: 100}, "events": {"m.room.name": 75}, "events_default": 10})
+        state = {k: room.events[v] for k, v in room.state.items()}
+        self.assertTrue(auth_rules.user_can_send(ALICE, "m.room.name", "", state, "11"))
+        self.assertFalse(auth_rules.user_can_send(BOB, "m.room.message", None, state, "11"))
+        self.assertFalse(auth_rules.user_can_send(BOB, "m.room.topic", "", state, "11"))

@@ -450,3 +450,14 @@ class StateResetTests(unittest.TestCase):
         resolved = sr.resolve_state("12", sets, room.events)
         self.assertEqual(resolved[("m.room.join_rules", "")], ids["invite"])
         self.assertEqual(resolved[("m.room.member", H_ALICE)], ids["leave"])
+
+
+class AuthChainTests(unittest.TestCase):
+    def test_get_auth_chain(self) -> None:
+        for version in ("11", "12"):
+            graph = Graph(version, [], [])
+            chain = sr.get_auth_chain([eid("IMB")], graph.event_map, version)
+            # Bob's join is authed by create, power levels and join rules;
+            # those by Alice's join.
+            self.assertEqual(chain, {eid("CREATE"), eid("IPOWER"), eid("IJR"), eid("IMA")}, version)
+            self.assertEqual(sr.get_auth_chain([eid("CREATE")], graph.event_map, version), set())
