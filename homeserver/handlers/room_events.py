@@ -242,8 +242,16 @@ class RoomEventPipeline:
         room.processing = True
         try:
             while room.queue:
-                pending, room.queue = room.queue[:MAX_BATCH], room.queue[MAX_BATCH:]
-                await self._process_batch(room, pending)
+                if isinstance(room.queue[0], _Exclusive):
+                    # Work on remote events: runs alone, between batches of local sends.
+                    job = room.queue.pop(0)
+                    await job.run()  # type: ignore[union-attr]
+                    continue
+                n = 0
+                while n < min(len(room.queue), MAX_BATCH) and not isinstance(room.queue[n], _Exclusive):
+                    n += 1
+                pending, room.queue = room.queue[:n], room.queue[n:]
+                await self._process_batch(room, pending)  # type: ignore[arg-type]
         finally:
             room.processing = False
 
@@ -469,3 +477,200 @@ class RoomEventPipeline:
         auth_events = {k: fetched[state[k]].with_event_id() for k in keys if k in state and state[k] in fetched}
         auth_rules.check_auth_rules(event.with_event_id(), auth_events, room.version)
 
+
+    # -- external events (received over federation) ------------------------------
+    #
+    # Everything below is the persistence side of federation: the federation layer
+    # (federation/rooms/) validates and authorises remote events and computes the state
+    # before each; these methods give them stream positions, write them with the same
+    # PersistBatch as local events and bring the in-memory RoomInfo up to date.
+
+    async def run_exclusive(self, room: RoomInfo, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """Runs ``fn`` in the room's queue: no local batch is being built or persisted
+        meanwhile, so reading and replacing the room's state, extremities and depth is
+        safe. Local sends queued behind it wait; sends queued before it finish first."""
+        d: SharedResult[Any] = SharedResult()
+        room.queue.append(_Exclusive(fn, d))  # type: ignore[arg-type]
+        if not room.processing:
+            defer.ensureDeferred(self._process_queue(room))
+        return await d.wait()
+
+    def current_snapshot(self, room: RoomInfo) -> "Snapshot":
+        return Snapshot(room.state, room.state_group, room.chain_length)
+
+    def _ensure_group(self, snap: "Snapshot", room_id: str, batch: PersistBatch) -> int:
+        """The state group holding ``snap``: written into ``batch`` as a delta against its
+        base (or in full when the chain is long or there is no base) unless it exists."""
+        if snap.group is not None:
+            return snap.group
+        base = snap.base
+        if base is not None:
+            base_group = self._ensure_group(base, room_id, batch)
+            delta: dict[StateKey, str | None] = {k: v for k, v in snap.state.items() if base.state.get(k) != v}
+            delta.update({k: None for k in base.state if k not in snap.state})
+            if not delta:
+                snap.group, snap.chain_length = base_group, base.chain_length
+                return base_group
+            if base.chain_length < MAX_STATE_CHAIN:
+                gid = self.hs.state_group_ids.next()
+                batch.new_state_groups.append(NewStateGroup(gid, room_id, base_group, base.chain_length + 1, delta))
+                snap.group, snap.chain_length = gid, base.chain_length + 1
+                self.store.cache_state_group(gid, dict(snap.state))
+                return gid
+        gid = self.hs.state_group_ids.next()
+        batch.new_state_groups.append(NewStateGroup(gid, room_id, None, 0, dict(snap.state)))
+        snap.group, snap.chain_length = gid, 0
+        self.store.cache_state_group(gid, dict(snap.state))
+        return gid
+
+    async def persist_remote_events(
+        self,
+        room: RoomInfo,
+        events: list["RemoteEvent"],
+        *,
+        new_state: "Snapshot | None" = None,
+        extremities: set[str] | None = None,
+        outliers: Iterable[Event] = (),
+        backfilled: bool = False,
+        new_room: bool = False,
+        deoutlier: Iterable[str] = (),
+        forward: Iterable[Event] = (),
+    ) -> None:
+        """Persists events from other servers in one transaction.
+
+        Call inside ``run_exclusive(room, ...)``. ``events`` are timeline events with the
+        snapshot of the state before each (already authorised: rejected / soft-failed
+        ones carry the flag). ``outliers`` are events without a place in the timeline
+        (auth chains, a join's state, invites to rooms we are not in). ``new_state`` and
+        ``extremities`` replace the room's current state and forward extremities.
+        ``backfilled`` history takes negative stream positions so /sync never shows it
+        as new. ``deoutlier`` names events of ``events`` stored before as outliers.
+        ``forward`` are events the persist hooks must send on to the room's other
+        servers (a join we accepted with send_join as the resident server).
+        """
+        streams = self.hs.streams
+        batch = PersistBatch()
+        positions: list[int] = []
+        deoutlier_ids = set(deoutlier)
+        deoutliers: list[Event] = []
+        room_id = room.room_id
+        for ev in outliers:
+            ev.outlier = True
+            if not ev.stream_ordering:
+                ev.stream_ordering = self.hs.backfill_stream.next()
+            batch.events.append(ev)
+        timeline: list[Event] = []
+        for item in events:
+            ev = item.event
+            ev.outlier = False
+            if backfilled:
+                ev.stream_ordering = self.hs.backfill_stream.next()
+            else:
+                ev.stream_ordering = streams.allocate()
+                positions.append(ev.stream_ordering)
+            if item.before is not None:
+                ev.state_group = self._ensure_group(item.before, room_id, batch)
+                batch.state_groups_before[ev.event_id] = ev.state_group
+            (deoutliers if ev.event_id in deoutlier_ids else batch.events).append(ev)
+            timeline.append(ev)
+        old_state = room.state
+        changed_members: list[str] = []
+        if new_state is not None:
+            new_group = self._ensure_group(new_state, room_id, batch)
+            changed = {k for k, v in new_state.state.items() if old_state.get(k) != v}
+            removed = {k for k in old_state if k not in new_state.state}
+            known = {e.event_id: e for e in list(batch.events) + deoutliers}
+            need = [new_state.state[k] for k in changed if new_state.state[k] not in known]
+            known.update(await self.store.get_events(need, allow_rejected=True))
+            cs = batch.current_state.setdefault(room_id, {})
+            last_pos = max(positions) if positions else streams.allocate()
+            if not positions:
+                positions.append(last_pos)
+            for key in changed:
+                eid = new_state.state[key]
+                ev = known.get(eid)
+                cs[key] = (eid, ev.membership if ev is not None else None)
+                if key[0] == "m.room.member" and server_of(key[1]) == self.server_name and ev is not None:
+                    pos = ev.stream_ordering if ev.stream_ordering > 0 and not ev.outlier else last_pos
+                    batch.local_memberships.append(
+                        MembershipChange(key[1], room_id, ev.membership or "leave", eid, pos)
+                    )
+                    changed_members.append(eid)
+            for key in removed:
+                cs[key] = None
+        else:
+            new_group = room.state_group
+        if extremities is not None:
+            batch.forward_extremities[room_id] = set(extremities)
+        if new_room:
+            create = next((e for e in list(batch.events) + deoutliers if e.type == "m.room.create" and e.state_key == ""), None)
+            batch.new_rooms.append((room_id, room.version.identifier, create.sender if create else "", now_ms()))
+        try:
+            await self.store.persist_remote_batch(batch, deoutliers)
+        except Exception:
+            for pos in positions:
+                streams.complete(pos)
+            raise
+        if new_state is not None:
+            room.state = dict(new_state.state)
+            room.state_group = new_group
+            room.chain_length = new_state.chain_length
+        if extremities is not None:
+            room.extremities = set(extremities)
+        if not backfilled and timeline:
+            room.depth = max(room.depth, max(e.depth for e in timeline))
+        member_events = await self.store.get_events(changed_members, allow_rejected=True) if changed_members else {}
+        self.apply_persisted(room, member_events.values())
+        if positions:
+            self.mark_room_changed(room_id, max(positions))
+        for pos in positions:
+            streams.complete(pos)
+        EVENTS_PERSISTED.labels("remote").inc(len(timeline))
+        for ev in timeline:
+            if ev.type == "m.room.redaction" and ev.redacts and not ev.rejected_reason and not ev.soft_failed:
+                self.store.mark_redacted(ev.redacts, ev.event_id)
+        forward = list(forward)
+        if forward:
+            for hook in self.persist_hooks:
+                try:
+                    hook(forward, room)
+                except Exception:
+                    logger.exception("persist hook failed")
+        if not backfilled and (timeline or changed_members):
+            extra = {e.state_key for e in member_events.values()}
+            extra |= {
+                ev.state_key for ev in timeline if ev.type == "m.room.member" and server_of(ev.state_key or "") == self.server_name
+            }
+            self.hs.notifier.notify_room(room_id, extra)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Exclusive:
+    fn: Callable[[], Awaitable[Any]]
+    deferred: SharedResult[Any]
+
+    async def run(self) -> None:
+        try:
+            result = await self.fn()
+        except BaseException as e:  # handed to the waiter
+            self.deferred.errback(e)
+        else:
+            self.deferred.callback(result)
+
+
+@dataclass
+class Snapshot:
+    """A room state and the state group that holds it (None until it is written;
+    then it is written as a delta against ``base`` when there is one)."""
+
+    state: StateMap
+    group: int | None = None
+    chain_length: int = 0
+    base: "Snapshot | None" = None
+
+
+@dataclass
+class RemoteEvent:
+    event: Event
+    # the state before the event; None only for events whose state is unknown
+    before: Snapshot | None
