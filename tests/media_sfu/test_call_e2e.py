@@ -89,3 +89,47 @@ class ThreePartyCallTest(unittest.TestCase):
                 await server.stop()
 
         run(scenario(), timeout=120)
+
+
+class EncryptedCallTest(unittest.TestCase):
+    """Element Call always uses E2EE: the SFU must echo the encryption type and forward
+    encrypted frames untouched (it never decodes them)."""
+
+    def test_e2ee_call(self):
+        async def scenario():
+            from livekit import rtc
+            from livekit.protocol import models
+
+            server = await start_sfu()
+            key = b"wspr-shared-e2ee-key-for-tests!!"
+            clients = [CallClient(f"enc{i}", i) for i in range(2)]
+            try:
+                for c in clients:
+                    await c.join(server.url, "secret", e2ee_key=key)
+                    await c.publish()
+
+                def ok():
+                    return all(
+                        c.rx(o.identity, "video").video_frames >= MIN_VIDEO_FRAMES
+                        and colour_close(c.rx(o.identity, "video").colour, COLOURS[o.index])
+                        and c.rx(o.identity, "audio").loud_audio_frames >= MIN_LOUD_AUDIO_FRAMES
+                        for c in clients for o in clients if o is not c)
+
+                self.assertTrue(await wait_for(ok, 30), {c.identity: c.received for c in clients})
+                room = server.rooms.get("secret")
+                for p in room.participants.values():
+                    for info in (p.track_infos[sid] for sid in p.published):
+                        self.assertEqual(info.encryption, models.Encryption.GCM)
+                for c in clients:
+                    for rp in c.room.remote_participants.values():
+                        for pub in rp.track_publications.values():
+                            self.assertEqual(pub.encryption_type, rtc.EncryptionType.GCM)
+            finally:
+                for c in clients:
+                    try:
+                        await asyncio.wait_for(c.leave(), 5)
+                    except Exception:
+                        pass
+                await server.stop()
+
+        run(scenario(), timeout=90)
