@@ -19,11 +19,6 @@ CANONICALJSON_MIN_INT = -(2**53) + 1
 
 
 def _normalise_integral_floats(value: Any) -> Any:
-    # The spec's own example encodes `{"b": 1e10}` as `10000000000`: a JSON
-    # parser hands us a float for an exponent literal, yet the canonical form
-    # of an integral number has no fraction.  Non-integral floats are left to
-    # canonicaljson (they are rejected by check_canonical_json_values where it
-    # matters, exactly as Synapse does).
     if type(value) is float:
         if value.is_integer() and CANONICALJSON_MIN_INT <= value <= CANONICALJSON_MAX_INT:
             return int(value)
@@ -35,21 +30,19 @@ def _normalise_integral_floats(value: Any) -> Any:
     return value
 
 
-def _contains_float(value: Any) -> bool:
-    if type(value) is float:
-        return True
-    if isinstance(value, dict):
-        return any(_contains_float(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_contains_float(v) for v in value)
-    return False
+def encode_canonical_json(obj: Any, *, normalise_numbers: bool = False) -> bytes:
+    """Encode `obj` as canonical JSON bytes.
 
-
-def encode_canonical_json(obj: Any) -> bytes:
-    """Encode `obj` as canonical JSON bytes."""
-    # Walking the object is only needed when floats are present; the common
-    # case (events straight off the wire) skips the copy.
-    if _contains_float(obj):
+    By default this is byte-for-byte what Synapse produces (the same
+    `canonicaljson` package), which is what matters for signatures over
+    request bodies and events.  The spec's example encodes a parsed `1e10` as
+    `10000000000`, but Python parses that literal as a float and canonicaljson
+    writes `10000000000.0`; `normalise_numbers=True` applies the spec's
+    reading (integral floats become integers) at the cost of a walk over the
+    object.  Events never need it: floats are invalid in them
+    (check_canonical_json_values).
+    """
+    if normalise_numbers:
         obj = _normalise_integral_floats(obj)
     return canonicaljson.encode_canonical_json(obj)
 
