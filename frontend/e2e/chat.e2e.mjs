@@ -234,3 +234,21 @@ test("the app shell loads offline", async () => {
   await bob.locator(".app").waitFor({ timeout: 60000 });
   await messageWithText(bob, "got it loud and clear").waitFor({ timeout: 30000 });
 });
+
+test("offline, a device with cached state shows its rooms and history", async () => {
+  const { alice } = pages;
+  await alice.waitForTimeout(3500); // the sync cache is written a few seconds after a sync
+  await alice.waitForFunction(() => !!navigator.serviceWorker.controller, null, { timeout: 30000 });
+  await ctx.alice.setOffline(true);
+  try {
+    await alice.reload();
+    await alice.locator(".app, [data-testid=splash]").first().waitFor({ timeout: 30000 });
+    await alice.locator(".app").waitFor({ timeout: 15000 });
+    await alice.getByTestId("offline-banner").waitFor();
+    await openRoom(alice, dmRoomId);
+    await messageWithText(alice, "got it loud and clear").waitFor({ timeout: 30000 });
+    await shot(alice, "13-offline-cached");
+  } finally {
+    await ctx.alice.setOffline(false);
+  }
+});

@@ -1,5 +1,6 @@
 import "./polyfills";
 import {
+  ClientEvent,
   createClient,
   EventType,
   type ICreateClientOpts,
@@ -46,18 +47,39 @@ function waitForOnline(): Promise<void> {
   });
 }
 
+let holdWhileOffline = false;
+
 /**
- * While the browser knows it is offline, requests wait for the network instead of failing.
- * The SDK gives up on crypto requests after a few quick retries, and some of them sit on the
- * start-up path (matrix-js-sdk checks pending room-key bundles during initRustCrypto), so failing
- * fast offline would make start-up fail; waiting lets it finish as soon as we're back.
+ * During crypto start-up, requests made while the browser knows it is offline wait for the network
+ * instead of failing. matrix-js-sdk checks pending room-key bundles inside initRustCrypto (for rooms
+ * joined in the last 24 h) and gives up after a few quick retries, which would make start-up fail
+ * offline; waiting lets it finish as soon as we're back. Afterwards requests fail fast as usual, so
+ * the sync loop reports the outage and the cached state is shown.
  */
 export async function fetchWhenOnline(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
-  while (typeof navigator !== "undefined" && navigator.onLine === false) {
+  while (holdWhileOffline && typeof navigator !== "undefined" && navigator.onLine === false) {
     if (init?.signal?.aborted) throw new DOMException("Aborted", "AbortError");
     await waitForOnline();
   }
   return fetch(input, init);
+}
+
+/**
+ * IndexedDBStore only writes every 5 minutes by default; save a few seconds after each sync
+ * (and when the page is hidden) so a reload, or an offline start, shows what we last saw.
+ */
+function persistSyncCache(client: MatrixClient, store: IndexedDBStore): void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const save = () => {
+    timer = undefined;
+    store.save(true).catch(() => {});
+  };
+  client.on(ClientEvent.Sync, (state) => {
+    if (state === "SYNCING" && !timer) timer = setTimeout(save, 3000);
+  });
+  if (typeof document !== "undefined") {
+    document.addEventListener("visibilitychange", () => document.visibilityState === "hidden" && save());
+  }
 }
 
 let starting: { token: string; promise: Promise<MatrixClient> } | null = null;
@@ -125,7 +147,13 @@ async function doStart(session: Session): Promise<MatrixClient> {
     }
   }
   console.info("[wspr] sync cache ready");
-  await client.initRustCrypto({ cryptoDatabasePrefix: `wspr-crypto` });
+  if (store instanceof IndexedDBStore) persistSyncCache(client, store);
+  holdWhileOffline = true;
+  try {
+    await client.initRustCrypto({ cryptoDatabasePrefix: `wspr-crypto` });
+  } finally {
+    holdWhileOffline = false;
+  }
   console.info("[wspr] crypto ready");
   current = client;
   // Not awaited: offline, the first sync retries forever; the UI shows the cached state meanwhile.
