@@ -19,7 +19,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from homeserver.protocol import auth_rules
+from homeserver.protocol import auth_rules, signing
 from homeserver.protocol import state_resolution_v2 as sr
 from homeserver.protocol.event_ids import compute_event_id
 from homeserver.protocol.room_versions import get_room_version
@@ -116,6 +116,8 @@ class RandomRoom:
         self.resolutions = 0
         self.rejected: set[str] = set()
         self.forged_resolutions = 0
+        self.id_server_key = signing.decode_signing_key_base64("ed25519", "0", "YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1")
+        self.id_server_public = signing.encode_verify_key_base64(signing.get_verify_key(self.id_server_key))
         creator = USERS[0]
         content: dict[str, Any] = {"room_version": version}
         if not self.rv.implicit_room_creator:
@@ -211,8 +213,8 @@ class RandomRoom:
         target = rng.choice(USERS)
         kind = rng.choices(
             ["join", "leave", "invite", "ban", "kick", "knock", "pl", "jr", "topic", "restricted_join",
-             "message", "redaction", "custom_state", "tpi", "bad_pl", "bad_member", "odd_state_key"],
-            weights=[5, 2, 3, 2, 2, 1, 3, 2, 3, 2, 2, 1, 1, 1, 1, 1, 1],
+             "message", "redaction", "custom_state", "tpi", "bad_pl", "bad_member", "odd_state_key", "tpi_invite"],
+            weights=[5, 2, 3, 2, 2, 1, 3, 2, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2],
         )[0]
         if kind == "odd_state_key":
             # Power levels / join rules under a non-empty state key are plain
@@ -228,7 +230,15 @@ class RandomRoom:
         if kind == "custom_state":
             return sender, "m.custom", {}, rng.choice([target, sender, "", "x"])
         if kind == "tpi":
-            return sender, "m.room.third_party_invite", {"display_name": "x", "public_key": "AAAA"}, "tok"
+            public = self.id_server_public if rng.random() < 0.8 else "AAAA"
+            if rng.random() < 0.5:
+                return sender, "m.room.third_party_invite", {"display_name": "x", "public_key": public}, "tok"
+            return sender, "m.room.third_party_invite", {"display_name": "x", "public_keys": [{"public_key": public}]}, "tok"
+        if kind == "tpi_invite":
+            signed = {"mxid": target if rng.random() < 0.8 else sender, "token": rng.choice(["tok", "tok", "other"])}
+            key = self.id_server_key if rng.random() < 0.8 else signing.generate_signing_key("0")
+            signed = signing.sign_json(signed, "id.example", key)
+            return sender, "m.room.member", {"membership": "invite", "third_party_invite": {"display_name": "x", "signed": signed}}, target
         if kind == "bad_member":
             return sender, "m.room.member", rng.choice([{}, {"membership": "nope"}, {"membership": 5}]), target
         if kind == "bad_pl":
