@@ -75,12 +75,20 @@ def eid(node_id: str) -> str:
 class Graph:
     """Builds a DAG from node chains and computes the state after each node."""
 
-    def __init__(self, version: str, nodes: Sequence[Node], edges: Sequence[Sequence[str]]) -> None:
+    def __init__(
+        self,
+        version: str,
+        nodes: Sequence[Node],
+        edges: Sequence[Sequence[str]],
+        create_extra: Mapping[str, Any] | None = None,
+    ) -> None:
         self.version = version
         self.rv = get_room_version(version)
         # v12: the room id is the create event's id with a "!" sigil.
         self.room_id = "!CREATE" if self.rv.room_id_from_create_event else "!room:example.com"
-        all_nodes = {n.node_id: n for n in itertools.chain(initial_nodes(version), nodes)}
+        initial = initial_nodes(version)
+        initial[0].content.update(create_extra or {})
+        all_nodes = {n.node_id: n for n in itertools.chain(initial, nodes)}
         prevs: dict[str, set[str]] = {n: set() for n in all_nodes}
         for chain in [INITIAL_EDGES, *edges]:
             for a, b in zip(chain, chain[1:]):
@@ -269,18 +277,10 @@ class V12CreatorScenarioTests(unittest.TestCase):
             Node("BAN_BOB", CHARLIE, "m.room.member", BOB, {"membership": "ban"}),
             Node("BAN_CHARLIE", BOB, "m.room.member", CHARLIE, {"membership": "ban"}),
         ]
-        original_initial = initial_nodes
-
-        def patched(version: str) -> list[Node]:
-            result = original_initial(version)
-            result[0].content["additional_creators"] = [BOB]
-            return result
-
-        globals()["initial_nodes"] = patched
-        try:
-            graph = Graph("12", nodes, [["END", "BAN_BOB", "PA", "START"], ["END", "BAN_CHARLIE", "PA"]])
-        finally:
-            globals()["initial_nodes"] = original_initial
+        graph = Graph(
+            "12", nodes, [["END", "BAN_BOB", "PA", "START"], ["END", "BAN_CHARLIE", "PA"]],
+            create_extra={"additional_creators": [BOB]},
+        )
         end = graph.state_after["END"]
         self.assertEqual(end[("m.room.member", CHARLIE)], eid("BAN_CHARLIE"))
         self.assertEqual(end[("m.room.member", BOB)], eid("IMB"))
@@ -383,12 +383,12 @@ class RejectedEventTests(unittest.TestCase):
             self.assertEqual(sr.resolve_state(v, sets, marked)[("m.room.topic", "")], eid("T1"))
 
     def test_auth_chain_callable_matches_walk(self) -> None:
-        graph = Graph("11", self_nodes := [
+        nodes = [
             Node("PA", ALICE, "m.room.power_levels", "", {"users": {ALICE: 100, BOB: 50}}),
             Node("MB", ALICE, "m.room.member", BOB, {"membership": "ban"}),
             Node("PB", BOB, "m.room.power_levels", "", {"users": {ALICE: 100, BOB: 50}}),
-        ], [["END", "MB", "PA", "START"], ["END", "PB", "PA"]])
-        del self_nodes
+        ]
+        graph = Graph("11", nodes, [["END", "MB", "PA", "START"], ["END", "PB", "PA"]])
         calls: list[str] = []
 
         def chain(event_id: str) -> set[str]:
