@@ -97,6 +97,7 @@ class HomeServer:
         self.presence = PresenceHandler(self)
         self.sync = SyncHandler(self)
         self.openid = OpenIdHandler(self)
+        self.e2e_keys, self.to_device, self.room_keys = _e2e_services(self)
         self.call_tokens = CallTokenHandler(self)
         self.sfu_process = SFUProcess(self)
         self.startup_hooks.append(self.sfu_process.start)
@@ -105,6 +106,7 @@ class HomeServer:
     async def start_services(self) -> None:
         ids = await self.store.get_max_ids()
         self.streams = StreamIdGenerator(ids["stream"])
+        self.store.set_change_floor(ids["stream"])
         # Backfilled history takes negative stream positions so it never shows up as new in /sync.
         self.backfill_stream = Counter(ids["min_stream"] if ids["min_stream"] < 0 else 0, step=-1)
         self.state_group_ids = Counter(ids["state_group"])
@@ -162,3 +164,11 @@ class HomeServer:
 
 def ensure_dir(path: str) -> None:
     os.makedirs(path, exist_ok=True)
+
+
+def _e2e_services(hs: HomeServer) -> tuple[Any, Any, Any]:
+    from homeserver.handlers.e2e_keys import E2EKeysHandler
+    from homeserver.handlers.e2e_room_keys import RoomKeysHandler
+    from homeserver.handlers.to_device import ToDeviceHandler
+
+    return E2EKeysHandler(hs), ToDeviceHandler(hs), RoomKeysHandler(hs)

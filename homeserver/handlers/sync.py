@@ -112,7 +112,12 @@ class SyncHandler:
         invited: dict[str, Any] = {}
         left: dict[str, Any] = {}
         knocked: dict[str, Any] = {}
-        memberships = await self.store.get_local_memberships(user_id)
+        if since is not None and not full_state and not self.store.membership_changes.changed_since(user_id, since_stream):
+            # Nothing about this user's memberships changed: the joined rooms are known in
+            # memory and there are no new invites or leaves to report.
+            memberships = [LocalMembership(r, "join", "", 0, False) for r in self.hs.rooms.joined_rooms(user_id)]
+        else:
+            memberships = await self.store.get_local_memberships(user_id)
         for lm in memberships:
             if not sync_filter.allows_room(lm.room_id) or lm.stream_ordering > up_to:
                 continue
@@ -133,9 +138,12 @@ class SyncHandler:
 
         account_data = []
         room_account_data: dict[str, list[dict[str, Any]]] = {}
-        for room_id, data_type, content in await self.store.get_account_data_since(
-            user_id, since_stream if not full_state else 0, up_to
-        ):
+        changed_account_data = []
+        if full_state or self.store.account_data_changes.changed_since(user_id, since_stream):
+            changed_account_data = await self.store.get_account_data_since(
+                user_id, since_stream if not full_state else 0, up_to
+            )
+        for room_id, data_type, content in changed_account_data:
             if room_id:
                 if sync_filter.room_account_data.check(data_type, None):
                     room_account_data.setdefault(room_id, []).append({"type": data_type, "content": content})
@@ -154,7 +162,7 @@ class SyncHandler:
         if not to_device:
             to_device_pos = since.to_device if since and since.to_device > up_to else up_to
         presence = []
-        if sync_filter.presence.limit != 0:
+        if sync_filter.presence.limit != 0 and self.store.presence_changes.any_changed_since(since_stream):
             presence = [
                 p
                 for p in await self.hs.presence.updates_for(user_id, since_stream, up_to)
@@ -233,7 +241,9 @@ class SyncHandler:
             typing = self.hs.typing.typing_event(room_id)
             if typing["content"]["user_ids"] or since is not None:
                 ephemeral.append(typing)
-        receipts = await self.store.get_receipts_since([room_id], 0 if newly_joined else since_stream, up_to)
+        receipts = []
+        if newly_joined or self.store.receipts_changes.changed_since(room_id, since_stream):
+            receipts = await self.store.get_receipts_since([room_id], 0 if newly_joined else since_stream, up_to)
         if receipts:
             edu = self.hs.receipts.receipts_edu(receipts, user_id)
             if edu["content"]:
@@ -389,6 +399,13 @@ class SyncHandler:
     ) -> dict[str, list[str]]:
         if since is None:
             return {"changed": [], "left": []}
+        joined_rooms = self.hs.rooms.joined_rooms(user_id)
+        if (
+            not self.store.device_list_changes.any_changed_since(since.stream)
+            and not self.store.membership_changes.changed_since(user_id, since.stream)
+            and not any(self.store.room_member_changes.changed_since(r, since.stream) for r in joined_rooms)
+        ):
+            return {"changed": [], "left": []}
         shared = await self.store.get_shared_room_users(user_id)
         changed = await self.store.get_device_list_changes(shared | {user_id}, since.stream, up_to)
         left: set[str] = set()
@@ -408,7 +425,9 @@ class SyncHandler:
                     changed.add(member)
                 elif lm.membership in ("leave", "ban") and member not in shared:
                     left.add(member)
-        for room_id in self.hs.rooms.joined_rooms(user_id):
+        for room_id in joined_rooms:
+            if not self.store.room_member_changes.changed_since(room_id, since.stream):
+                continue
             changes = await self.store.get_room_events(
                 room_id, after=since.stream, up_to=up_to, limit=200, types=["m.room.member"]
             )

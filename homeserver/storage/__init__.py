@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from homeserver.storage.account_data import AccountDataStore, FilterStore
+from homeserver.storage.change_cache import StreamChangeCache
 from homeserver.storage.database import Database
+from homeserver.storage.e2e_keys import E2EKeysStore
+from homeserver.storage.e2e_room_keys import E2ERoomKeysStore
 from homeserver.storage.events import EventsStore, ThreadStore
 from homeserver.storage.federation_rooms import FederationRoomStore
 from homeserver.storage.federation import FederationStore
@@ -25,6 +28,8 @@ class DataStore(
     ReceiptStore,
     ToDeviceStore,
     PresenceStore,
+    E2EKeysStore,
+    E2ERoomKeysStore,
     FederationStore,
 ):
     """All stores over one database. Each area's queries live in its own module."""
@@ -32,6 +37,25 @@ class DataStore(
     def __init__(self, db: Database) -> None:
         self.db = db
         self._init_event_caches()
+        # In-memory "what changed after position N" for the /sync hot path.
+        self.receipts_changes = StreamChangeCache()  # by room
+        self.account_data_changes = StreamChangeCache()  # by user
+        self.presence_changes = StreamChangeCache()  # by user
+        self.device_list_changes = StreamChangeCache()  # by user
+        self.membership_changes = StreamChangeCache()  # by local user
+        self.room_member_changes = StreamChangeCache()  # by room
+
+    def set_change_floor(self, position: int) -> None:
+        """Called at start with the current stream position: earlier changes are unknown."""
+        for cache in (
+            self.receipts_changes,
+            self.account_data_changes,
+            self.presence_changes,
+            self.device_list_changes,
+            self.membership_changes,
+            self.room_member_changes,
+        ):
+            cache.floor = cache.max = position
 
 
 __all__ = ["DataStore", "Database", "prepare_database"]

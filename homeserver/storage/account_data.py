@@ -20,6 +20,7 @@ class AccountDataStore:
             ),
             name="put_account_data",
         )
+        self.account_data_changes.mark(user_id, stream_id)  # type: ignore[attr-defined]
 
     async def get_account_data(self, user_id: str, room_id: str, data_type: str) -> dict[str, Any] | None:
         raw = await self.db.read(

@@ -109,6 +109,12 @@ class EventsStore:
         await self.db.write(self._persist_batch_txn, batch, name="persist_events")
         for ev in batch.events:
             self._event_cache.put(ev.event_id, ev)
+        for m in batch.local_memberships:
+            self.membership_changes.mark(m.user_id, m.stream_ordering)  # type: ignore[attr-defined]
+        for room_id, changes in batch.current_state.items():
+            if any(t == "m.room.member" for t, _ in changes):
+                top = max((e.stream_ordering for e in batch.events if e.room_id == room_id), default=0)
+                self.room_member_changes.mark(room_id, top)  # type: ignore[attr-defined]
 
     def _persist_batch_txn(self, txn: Txn, batch: PersistBatch) -> None:
         for room_id, version, creator, ts in batch.new_rooms:

@@ -36,6 +36,7 @@ class ReceiptStore:
             ),
             name="put_receipt",
         )
+        self.receipts_changes.mark(receipt.room_id, receipt.stream_id)  # type: ignore[attr-defined]
 
     async def get_receipts_since(self, room_ids: list[str], since: int, up_to: int) -> list[Receipt]:
         if not room_ids:
@@ -114,6 +115,7 @@ class PresenceStore:
             ),
             name="set_presence",
         )
+        self.presence_changes.mark(user_id, stream_id)  # type: ignore[attr-defined]
 
     async def get_presence(self, user_ids: list[str]) -> dict[str, tuple[str, str | None, int, int]]:
         if not user_ids:

@@ -344,6 +344,7 @@ class DeviceListStore:
             ),
             name="device_list_change",
         )
+        self.device_list_changes.mark(user_id, stream_id)  # type: ignore[attr-defined]
 
     async def get_device_list_changes(self, user_ids: set[str] | None, since: int, up_to: int) -> set[str]:
         """Users (of those given, or all) whose device lists changed in (since, up_to]."""
