@@ -212,6 +212,19 @@ test("the app shell loads offline", async () => {
   await bob.reload();
   await bob.waitForFunction(() => !!navigator.serviceWorker.controller, null, { timeout: 30000 });
   await bob.getByTestId("room-view").waitFor({ timeout: 60000 });
+  // the worker serves app navigations, but never the homeserver's own paths
+  const probe = await ctx.bob.newPage();
+  for (const path of ["_matrix/client/versions", "_synapse/admin/v1/server_version", ".well-known/matrix/client"]) {
+    const res = await probe.goto(new URL(path, appUrl).href);
+    assert.equal(res.fromServiceWorker(), false, `${path} must reach the server`);
+  }
+  const shell = await probe.goto(new URL("some/deep/link", appUrl).href);
+  assert.equal(shell.fromServiceWorker(), true, "app navigations come from the precached shell");
+  await probe.close();
+  // the manifest makes it installable
+  const manifest = await (await fetch(new URL("manifest.webmanifest", appUrl))).json();
+  assert.equal(manifest.display, "standalone");
+  assert.ok(manifest.icons.some((i) => i.sizes === "512x512"));
   await ctx.bob.setOffline(true);
   try {
     await bob.reload();

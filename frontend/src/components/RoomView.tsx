@@ -52,7 +52,7 @@ export function RoomView({ client, room, onBack, onLeft }: { client: MatrixClien
       const more = await client.paginateEventTimeline(room.getLiveTimeline(), { backwards: true, limit: 30 });
       if (!more) setAtStart(true);
     } catch (e) {
-      setError(describeError(e).title);
+      if (navigator.onLine) setError(describeError(e).title); // offline: the banner already says so
     } finally {
       setLoadingBack(false);
     }

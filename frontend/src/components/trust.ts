@@ -70,6 +70,8 @@ export function useEventShield(client: MatrixClient, ev: MatrixEvent, decryptedT
     let alive = true;
     const crypto = client.getCrypto();
     if (!crypto || !ev.isEncrypted() || ev.isDecryptionFailure() || ev.status) return;
+    // our own messages from this very device need no shield
+    if (ev.getSender() === client.getSafeUserId() && ev.getWireContent()?.device_id === client.getDeviceId()) return;
     (async () => {
       const info = await crypto.getEncryptionInfoForEvent(ev);
       if (!alive || !info) return;

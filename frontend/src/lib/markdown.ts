@@ -16,7 +16,13 @@ export function looksLikeMarkdown(text: string): boolean {
   return /[*_`~#>\[\]|]|^\s*[-+]\s|^\s*\d+\.\s|https?:\/\//m.test(text);
 }
 
+function escapeHtml(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
 export function sanitizeHtml(html: string): string {
+  // DOMPurify returns its input untouched where it can't run: never trust that, show text instead.
+  if (!DOMPurify.isSupported) return escapeHtml(html);
   return DOMPurify.sanitize(html, {
     ALLOWED_TAGS,
     ALLOWED_ATTR,

@@ -1,0 +1,90 @@
+import { describe, expect, it } from "vitest";
+import { MatrixEvent } from "matrix-js-sdk";
+import { buildTimeline, continues, describeStateEvent, plainTextOf } from "../src/lib/timeline";
+import { sortRooms, initialOf, formatTime } from "../src/lib/rooms";
+
+let n = 0;
+function ev(type: string, sender: string, content: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  n++;
+  return new MatrixEvent({ type, sender, content, event_id: `$e${n}`, origin_server_ts: 1000 * n, room_id: "!r", ...extra });
+}
+
+describe("buildTimeline", () => {
+  it("applies the latest edit and hides the edit events", () => {
+    const orig = ev("m.room.message", "@a:hs", { msgtype: "m.text", body: "helo" });
+    const edit1 = ev("m.room.message", "@a:hs", { msgtype: "m.text", body: "* hell", "m.new_content": { msgtype: "m.text", body: "hell" }, "m.relates_to": { rel_type: "m.replace", event_id: orig.getId() } });
+    const edit2 = ev("m.room.message", "@a:hs", { msgtype: "m.text", body: "* hello", "m.new_content": { msgtype: "m.text", body: "hello" }, "m.relates_to": { rel_type: "m.replace", event_id: orig.getId() } });
+    const items = buildTimeline([orig, edit1, edit2], "@a:hs");
+    expect(items).toHaveLength(1);
+    expect(items[0].content.body).toBe("hello");
+    expect(items[0].edited).toBe(true);
+  });
+  it("aggregates reactions and remembers our own", () => {
+    const msg = ev("m.room.message", "@a:hs", { msgtype: "m.text", body: "hi" });
+    const r1 = ev("m.reaction", "@a:hs", { "m.relates_to": { rel_type: "m.annotation", event_id: msg.getId(), key: "👍" } });
+    const r2 = ev("m.reaction", "@b:hs", { "m.relates_to": { rel_type: "m.annotation", event_id: msg.getId(), key: "👍" } });
+    const r3 = ev("m.reaction", "@b:hs", { "m.relates_to": { rel_type: "m.annotation", event_id: msg.getId(), key: "🎉" } });
+    const [item] = buildTimeline([msg, r1, r2, r3], "@a:hs");
+    expect(item.reactions).toEqual([
+      { key: "👍", senders: ["@a:hs", "@b:hs"], mine: r1.getId() },
+      { key: "🎉", senders: ["@b:hs"] },
+    ]);
+  });
+  it("links replies", () => {
+    const msg = ev("m.room.message", "@a:hs", { msgtype: "m.text", body: "q" });
+    const reply = ev("m.room.message", "@b:hs", { msgtype: "m.text", body: "a", "m.relates_to": { "m.in_reply_to": { event_id: msg.getId() } } });
+    const items = buildTimeline([msg, reply], "@a:hs");
+    expect(items[1].replyTo).toBe(msg.getId());
+  });
+  it("shows redacted messages as deleted", () => {
+    const msg = ev("m.room.message", "@a:hs", {}, { unsigned: { redacted_because: { type: "m.room.redaction", sender: "@a:hs", content: {} } } });
+    const [item] = buildTimeline([msg], "@a:hs");
+    expect(item.redacted).toBe(true);
+    expect(plainTextOf(item)).toBe("Message deleted");
+  });
+  it("marks undecrypted events", () => {
+    const enc = ev("m.room.encrypted", "@a:hs", { algorithm: "m.megolm.v1.aes-sha2", ciphertext: "xx" });
+    const [item] = buildTimeline([enc], "@a:hs");
+    expect(item.decryptionFailure).toBeNull();
+    expect(plainTextOf(item)).toBe("Encrypted message");
+  });
+  it("groups consecutive messages from the same sender", () => {
+    const a = ev("m.room.message", "@a:hs", { msgtype: "m.text", body: "1" });
+    const b = ev("m.room.message", "@a:hs", { msgtype: "m.text", body: "2" });
+    const c = ev("m.room.message", "@b:hs", { msgtype: "m.text", body: "3" });
+    const items = buildTimeline([a, b, c], "@a:hs");
+    expect(continues(items[0], items[1])).toBe(true);
+    expect(continues(items[1], items[2])).toBe(false);
+  });
+  it("previews media", () => {
+    const img = ev("m.room.message", "@a:hs", { msgtype: "m.image", body: "x.png" });
+    expect(plainTextOf(buildTimeline([img], "@a:hs")[0])).toBe("📷 Image");
+  });
+});
+
+describe("describeStateEvent", () => {
+  const name = (u: string) => u.slice(1, 2).toUpperCase();
+  it("describes membership and settings", () => {
+    expect(describeStateEvent(ev("m.room.member", "@a:hs", { membership: "invite" }, { state_key: "@b:hs" }), name)).toBe("A invited B");
+    expect(describeStateEvent(ev("m.room.member", "@b:hs", { membership: "join" }, { state_key: "@b:hs" }), name)).toBe("B joined");
+    expect(describeStateEvent(ev("m.room.encryption", "@a:hs", { algorithm: "m.megolm.v1.aes-sha2" }, { state_key: "" }), name)).toBe("A turned on end-to-end encryption");
+    expect(describeStateEvent(ev("m.room.power_levels", "@a:hs", {}, { state_key: "" }), name)).toBeNull();
+  });
+});
+
+describe("room list helpers", () => {
+  it("sorts invites first, then by activity", () => {
+    const sorted = sortRooms([
+      { name: "old", membership: "join", lastActivity: 1 },
+      { name: "new", membership: "join", lastActivity: 5 },
+      { name: "invite", membership: "invite", lastActivity: 0 },
+    ]);
+    expect(sorted.map((r) => r.name)).toEqual(["invite", "new", "old"]);
+  });
+  it("initials and times", () => {
+    expect(initialOf("@bob:hs")).toBe("B");
+    expect(initialOf("")).toBe("?");
+    const now = new Date(2026, 0, 10, 12, 0).getTime();
+    expect(formatTime(now - 60_000, now)).toMatch(/\d/);
+  });
+});
