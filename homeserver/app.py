@@ -102,6 +102,9 @@ class HomeServer:
         self.sfu_process = SFUProcess(self)
         self.startup_hooks.append(self.sfu_process.start)
         self.shutdown_hooks.append(self.sfu_process.stop)
+        from federation.setup import setup_federation
+
+        setup_federation(self)
 
     async def start_services(self) -> None:
         ids = await self.store.get_max_ids()

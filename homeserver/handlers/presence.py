@@ -54,6 +54,24 @@ class PresenceHandler:
             for hook in self.hooks:
                 hook(user_id, state, status_msg)
 
+    async def on_remote_presence(self, user_id: str, state: str, status_msg: str | None, last_active_ago_ms: int) -> None:
+        """A presence update for a remote user (federation m.presence). Kept only when a
+        local user shares a room with them; not passed to hooks (not ours to forward)."""
+        interested = await self.store.get_local_users_sharing_room(user_id)
+        if not interested:
+            return
+        ts = now_ms() - max(0, last_active_ago_ms)
+        prev = self._cache.get(user_id)
+        self._cache[user_id] = (state, status_msg, ts)
+        if prev is not None and prev[0] == state and prev[1] == status_msg and ts - prev[2] < 60_000:
+            return
+        pos = self.hs.streams.allocate()
+        try:
+            await self.store.set_presence(user_id, state, status_msg, ts, pos)
+        finally:
+            self.hs.streams.complete(pos)
+        self.hs.notifier.notify_users(interested)
+
     @staticmethod
     def format(user_id: str, state: str, status_msg: str | None, last_active_ts: int, with_user: bool) -> dict[str, Any]:
         ago = max(0, now_ms() - last_active_ts)

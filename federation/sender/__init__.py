@@ -1,0 +1,3 @@
+from federation.sender.queue import FederationSender
+
+__all__ = ["FederationSender"]

@@ -1,0 +1,254 @@
+"""Outbound federation HTTP: signed requests over TLS with treq, server discovery and the
+IP range blocklist applied at connect time (so a well-known or SRV answer pointing at an
+internal address is refused too).
+
+URLs use a private ``matrix-federation://<server name>/path`` scheme (as Synapse does):
+the endpoint factory resolves the name (SRV, port 8448) when connecting; the well-known
+step runs before the request so the ``Host`` header and TLS name are the delegated name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from typing import TYPE_CHECKING, Any, Mapping
+from urllib.parse import urlencode
+
+import treq
+from OpenSSL import SSL
+from treq.client import HTTPClient
+from twisted.internet import defer, ssl, threads
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
+
+from federation.discovery import Candidate, ServerDiscovery, is_ip_literal, parse_cache_control, split_server_name, twisted_srv_lookup
+from federation.errors import FederationDenied, FederationError, FederationUnreachable
+from federation.ip_filter import IPFilter
+from federation.transport.xmatrix import sign_request
+
+if TYPE_CHECKING:
+    from homeserver.app import HomeServer
+
+logger = logging.getLogger(__name__)
+
+SCHEME = b"matrix-federation"
+CONNECT_TIMEOUT_S = 10
+DEFAULT_TIMEOUT_S = 60
+MAX_RESPONSE_BYTES = 100 * 1024 * 1024
+USER_AGENT = b"WSPR"
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _NoVerifyCreator:
+    """TLS without certificate checks (``federation.verify_certificates: false``), still
+    sending SNI so the peer picks the right certificate."""
+
+    def __init__(self, ctx: SSL.Context, hostname: str) -> None:
+        self._ctx = ctx
+        self._sni = None if is_ip_literal(hostname) else hostname.encode("idna")
+
+    def clientConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
+        conn = SSL.Connection(self._ctx, None)
+        conn.set_app_data(tlsProtocol)
+        if self._sni:
+            conn.set_tlsext_host_name(self._sni)
+        return conn
+
+
+class TLSPolicy:
+    def __init__(self, verify: bool, ca_file: str | None) -> None:
+        self.verify = verify
+        self._trust: Any = None
+        if verify:
+            if ca_file:
+                with open(ca_file, "rb") as f:
+                    pem = f.read()
+                certs = [ssl.Certificate.loadPEM(b"-----BEGIN CERTIFICATE-----" + part) for part in pem.split(b"-----BEGIN CERTIFICATE-----")[1:]]
+                self._trust = ssl.trustRootFromCertificates(certs)
+            else:
+                self._trust = ssl.platformTrust()
+        else:
+            self._ctx = ssl.CertificateOptions(verify=False).getContext()
+
+    def creator_for(self, hostname: str) -> Any:
+        if not self.verify:
+            return _NoVerifyCreator(self._ctx, hostname)
+        return ssl.optionsForClientTLS(hostname, trustRoot=self._trust)
+
+
+@implementer(IStreamClientEndpoint)
+class _FederationEndpoint:
+    """Connects to one server name: candidates from discovery (or the URL's host:port for
+    plain https), each resolved to IPs checked against the blocklist, then TLS."""
+
+    def __init__(self, transport: "FederationTransport", scheme: bytes, host: str, port: int) -> None:
+        self._t = transport
+        self._scheme = scheme
+        self._host = host
+        self._port = port
+
+    def connect(self, protocolFactory: Any) -> "defer.Deferred[Any]":
+        return defer.ensureDeferred(self._connect(protocolFactory))
+
+    async def _connect(self, protocolFactory: Any) -> Any:
+        if self._scheme == SCHEME:
+            name = f"{self._host}:{self._port}" if self._port else self._host
+            candidates = await self._t.discovery.resolve_delegated(name)
+            tls_name = split_server_name(name)[0].strip("[]")
+        else:
+            candidates = [Candidate(self._host, self._port)]
+            tls_name = self._host.strip("[]")
+        last_error: Exception | None = None
+        blocked = False
+        for cand in candidates:
+            try:
+                addresses = await self._t.resolve_ips(cand.host, cand.port)
+            except Exception as e:
+                last_error = e
+                continue
+            for family, ip in addresses:
+                if not self._t.ip_filter.is_allowed(ip):
+                    blocked = True
+                    continue
+                cls = TCP6ClientEndpoint if family == socket.AF_INET6 else TCP4ClientEndpoint
+                tcp = cls(self._t.reactor, ip, cand.port, timeout=CONNECT_TIMEOUT_S)
+                endpoint = wrapClientTLS(self._t.tls.creator_for(tls_name), tcp)
+                try:
+                    return await endpoint.connect(protocolFactory)
+                except Exception as e:
+                    last_error = e
+        if blocked and last_error is None:
+            raise FederationDenied(self._host, "address is in a blocked IP range")
+        raise last_error or FederationUnreachable(self._host, "no address")
+
+
+@implementer(IAgentEndpointFactory)
+class _EndpointFactory:
+    def __init__(self, transport: "FederationTransport") -> None:
+        self._t = transport
+
+    def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:
+        host = uri.host.decode("ascii")
+        if uri.scheme == SCHEME:
+            # URI.fromBytes fills in port 80 when there is none; the netloc tells the truth.
+            port = split_server_name(uri.netloc.decode("ascii"))[1] or 0
+            return _FederationEndpoint(self._t, SCHEME, host, port)
+        return _FederationEndpoint(self._t, uri.scheme, host, uri.port)
+
+
+class FederationTransport:
+    """Signed JSON requests to other servers. ``request`` is the one entry point."""
+
+    def __init__(self, hs: "HomeServer", discovery: ServerDiscovery | None = None) -> None:
+        self.hs = hs
+        self.reactor = hs.reactor
+        cfg = hs.config.federation
+        self.tls = TLSPolicy(cfg.verify_certificates, cfg.ca_file)
+        self.ip_filter = IPFilter(cfg.ip_range_blocklist, cfg.ip_range_allowlist)
+        self.domain_allowlist = set(cfg.domain_allowlist) if cfg.domain_allowlist is not None else None
+        self.pool = HTTPConnectionPool(self.reactor, persistent=True)
+        self.pool.maxPersistentPerHost = 5
+        self.pool.cachedConnectionTimeout = 60
+        agent = Agent.usingEndpointFactory(self.reactor, _EndpointFactory(self), pool=self.pool)
+        self.http = HTTPClient(agent)
+        self.discovery = discovery or ServerDiscovery(self.reactor.seconds, self._fetch_well_known, twisted_srv_lookup)
+
+    async def close(self) -> None:
+        await self.pool.closeCachedConnections()
+
+    def check_destination(self, destination: str) -> None:
+        if destination == self.hs.server_name:
+            raise FederationDenied(destination, "that is this server")
+        try:
+            split_server_name(destination)
+        except ValueError:
+            raise FederationDenied(destination, "invalid server name") from None
+        if self.domain_allowlist is not None and destination not in self.domain_allowlist:
+            raise FederationDenied(destination, "not in federation.domain_allowlist")
+
+    async def resolve_ips(self, host: str, port: int) -> list[tuple[int, str]]:
+        if is_ip_literal(host):
+            ip = host.strip("[]")
+            return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)]
+        infos = await threads.deferToThreadPool(
+            self.reactor, self.reactor.getThreadPool(), socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM
+        )
+        seen: list[tuple[int, str]] = []
+        for family, _, _, _, sockaddr in infos:
+            item = (family, sockaddr[0])
+            if item not in seen and family in (socket.AF_INET, socket.AF_INET6):
+                seen.append(item)
+        return seen
+
+    async def _fetch_well_known(self, host: str) -> tuple[int | None, bytes, int | None]:
+        resp = await self.http.get(
+            f"https://{host}/.well-known/matrix/server".encode("idna"), timeout=CONNECT_TIMEOUT_S, allow_redirects=True
+        )
+        body = await treq.content(resp)
+        cc = resp.headers.getRawHeaders(b"cache-control")
+        return resp.code, body, parse_cache_control(cc[0].decode("latin-1") if cc else None)
+
+    async def request(
+        self,
+        destination: str,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> Any:
+        """Send one signed request; returns the parsed JSON of a 200 answer.
+
+        ``path`` is already percent-encoded. Raises FederationError with the remote's
+        status/errcode, FederationUnreachable, or FederationDenied.
+        """
+        self.check_destination(destination)
+        uri = path
+        if query:
+            uri += "?" + urlencode({k: v for k, v in query.items() if v is not None}, doseq=True)
+        auth = sign_request(self.hs.signing_key, self.hs.server_name, destination, method, uri, body)
+        try:
+            delegated = await self.hs_discovery_name(destination)
+        except Exception as e:
+            raise FederationUnreachable(destination, f"discovery failed: {e}") from None
+        headers = Headers(
+            {
+                b"Authorization": [auth.encode("utf-8")],
+                b"User-Agent": [USER_AGENT],
+                b"Host": [delegated.encode("idna")],
+            }
+        )
+        data = None
+        if body is not None:
+            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            headers.addRawHeader(b"Content-Type", b"application/json")
+        url = b"matrix-federation://" + delegated.encode("idna") + uri.encode("utf-8")
+        try:
+            resp = await self.http.request(method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False)
+            raw = await treq.content(resp)
+        except FederationError:
+            raise
+        except Exception as e:
+            reason = getattr(e, "reasons", None)
+            detail = str(reason[0].value) if reason else (type(e).__name__ + (f": {e}" if str(e) else ""))
+            raise FederationUnreachable(destination, detail) from None
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        if resp.code == 200:
+            if parsed is None and raw:
+                raise FederationError(502, "M_UNKNOWN", f"{destination} answered with invalid JSON", destination)
+            return parsed
+        errcode = parsed.get("errcode") if isinstance(parsed, dict) and isinstance(parsed.get("errcode"), str) else "M_UNKNOWN"
+        msg = parsed.get("error") if isinstance(parsed, dict) and isinstance(parsed.get("error"), str) else f"HTTP {resp.code}"
+        raise FederationError(resp.code, errcode, f"{destination}: {msg}", destination, parsed)
+
+    async def hs_discovery_name(self, destination: str) -> str:
+        return await self.discovery.delegated_name(destination)
