@@ -19,15 +19,18 @@ def register_client_servlets(hs: "HomeServer", router: Router) -> None:
         directory,
         events,
         filters,
+        keys,
         matrixrtc,
         presence,
         profile,
+        room_keys,
         rooms,
         sync,
+        to_device,
         versions,
     )
 
-    for module in (versions, account, devices, profile, rooms, events, sync, directory, account_data, presence, filters, matrixrtc, admin):
+    for module in (versions, account, devices, profile, rooms, events, sync, directory, account_data, presence, filters, matrixrtc, keys, room_keys, to_device, admin):
         module.register(hs, router)
     for extra in hs.extra_servlets:
         extra(hs, router)
