@@ -159,11 +159,14 @@ async def run_sfu_size(n: int, base_http: str, ws_url: str, pid: int, duration: 
         "delivered_ratio": round((rx1 - rx0) / expected_out, 3) if expected_out else None,
         "sfu_latency_p50_ms": round(st["latency_ms"]["p50"], 3) if st["latency_ms"]["p50"] is not None else None,
         "sfu_latency_p99_ms": round(st["latency_ms"]["p99"], 3) if st["latency_ms"]["p99"] is not None else None,
+        "sfu_processing_p50_ms": round(st["processing_ms"]["p50"], 3) if st["processing_ms"]["p50"] is not None else None,
+        "sfu_processing_p99_ms": round(st["processing_ms"]["p99"], 3) if st["processing_ms"]["p99"] is not None else None,
         "e2e_latency_p50_ms": round(pct(e2e, 0.5) * 1000, 2) if e2e else None,
         "e2e_latency_p99_ms": round(pct(e2e, 0.99) * 1000, 2) if e2e else None,
         "upload_kbps_per_client_sfu": round(up),
         "upload_kbps_per_client_mesh": round(up * (n - 1)),
         "client_process_cpu_pct": round((me1 - me0) / dt * 100, 1),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -323,12 +326,14 @@ def print_table(results: dict) -> None:
     if rows:
         print("\nSFU (packet forwarding)")
         print(f"{'n':>3} {'CPU%':>6} {'in pps':>7} {'fwd pps':>8} {'fwd/core':>9} {'deliv':>6} "
-              f"{'sfu p50':>8} {'sfu p99':>8} {'e2e p50':>8} {'e2e p99':>8} {'up kbps':>8} {'mesh kbps':>9}")
+              f"{'sfu p50':>8} {'sfu p99':>8} {'proc p50':>8} {'proc p99':>8} {'e2e p50':>8} {'e2e p99':>8} "
+              f"{'up kbps':>8} {'mesh kbps':>9} {'load':>5}")
         for r in rows:
             print(f"{r['n']:>3} {r['sfu_cpu_pct']:>6} {r['packets_in_per_s']:>7} {r['forwarded_per_s']:>8} "
                   f"{r['forwarded_per_core_s'] or '-':>9} {r['delivered_ratio']:>6} {r['sfu_latency_p50_ms']:>8} "
-                  f"{r['sfu_latency_p99_ms']:>8} {r['e2e_latency_p50_ms']:>8} {r['e2e_latency_p99_ms']:>8} "
-                  f"{r['upload_kbps_per_client_sfu']:>8} {r['upload_kbps_per_client_mesh']:>9}")
+                  f"{r['sfu_latency_p99_ms']:>8} {r['sfu_processing_p50_ms']:>8} {r['sfu_processing_p99_ms']:>8} "
+                  f"{r['e2e_latency_p50_ms']:>8} {r['e2e_latency_p99_ms']:>8} "
+                  f"{r['upload_kbps_per_client_sfu']:>8} {r['upload_kbps_per_client_mesh']:>9} {r['loadavg_1m']:>5}")
     rows = results["baseline_mediarelay"]
     if rows:
         print("\nBaseline: aiortc MediaRelay transcoding relay (video only)")

@@ -30,10 +30,13 @@ class ForwardingStats:
     # only collected when enabled, it costs a perf_counter per copy
     collect_latency: bool = False
     latencies: list[float] = field(default_factory=list)
+    # the SFU's own part of it: tap entry (decrypted, parsed) -> copy handed to the socket
+    processing: list[float] = field(default_factory=list)
 
     def reset(self) -> None:
         self.packets_in = self.packets_out = self.bytes_out = 0
         self.latencies = []
+        self.processing = []
 
 
 STATS = ForwardingStats()
@@ -86,6 +89,7 @@ class PublishedTrack:
         if not self.downtracks:
             return
         t0 = self.tap.arrival_time() if stats.collect_latency and self.tap else 0.0
+        p0 = time.perf_counter() if t0 else 0.0
         # one abs-send-time for all copies: it is the SFU's send time, which the subscriber's
         # bandwidth estimator needs (the publisher's value would include its uplink delay)
         abs_send_time = (current_ntp_time() >> 14) & 0x00FFFFFF
@@ -95,6 +99,7 @@ class PublishedTrack:
             dt.forward(packet, abs_send_time)
             if t0:
                 stats.latencies.append(time.time() - t0)
+                stats.processing.append(time.perf_counter() - p0)
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, at most once per ``pli_interval``.

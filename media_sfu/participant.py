@@ -90,6 +90,11 @@ class Participant:
         self._negotiation_needed = False
         self._negotiation_task: asyncio.Task | None = None
         self.on_failed: Callable[["Participant"], None] | None = None
+        # LiveKit data packets: received on the client's channels of the publisher PC, sent
+        # on the SFU's channels of the subscriber PC (label -> channel / pending messages)
+        self.on_data: Callable[["Participant", bytes, bool], None] | None = None
+        self._down_channels: dict[str, object] = {}
+        self._down_pending: dict[str, list[bytes]] = {"_reliable": [], "_lossy": []}
 
     # ---- state -------------------------------------------------------------------------
 
@@ -156,6 +161,7 @@ class Participant:
         if self.publisher_pc is None:
             pc = RTCPeerConnection(_pc_config())
             pc.on("connectionstatechange", lambda: self._on_pc_state(pc, "publisher"))
+            pc.on("datachannel", self._on_client_channel)
             self.publisher_pc = pc
         return self.publisher_pc
 
@@ -317,6 +323,8 @@ class Participant:
             return
         self._negotiation_needed = False
         pc = self._ensure_subscriber_pc()
+        if not self._down_channels:
+            self._create_down_channels(pc)
         try:
             with policy_applied(self.ice):
                 offer = await pc.createOffer()
@@ -340,6 +348,47 @@ class Participant:
         await self._flush_candidates(SUBSCRIBER)
         if self._negotiation_needed:
             self.schedule_negotiation()
+
+    # ---- data packets ------------------------------------------------------------------
+
+    def _on_client_channel(self, channel) -> None:
+        reliable = channel.label != "_lossy"
+
+        def on_message(message) -> None:
+            if isinstance(message, bytes) and self.on_data is not None and not self.closed:
+                self.on_data(self, message, reliable)
+
+        channel.on("message", on_message)
+
+    def _create_down_channels(self, pc: RTCPeerConnection) -> None:
+        # LiveKit servers open these on the subscriber PC to deliver other people's data.
+        # Created just before the first offer, after any transceiver: when aiortc's SCTP
+        # transport is created first, the media bundled onto it never connected with libwebrtc.
+        with policy_applied(self.ice):
+            for label, kw in (("_reliable", {"ordered": True}),
+                              ("_lossy", {"ordered": False, "maxRetransmits": 0})):
+                ch = pc.createDataChannel(label, **kw)
+                self._down_channels[label] = ch
+                ch.on("open", lambda label=label: self._flush_data(label))
+
+    def send_data(self, data: bytes, reliable: bool) -> None:
+        if self.closed or not self.grant.can_subscribe:
+            return
+        label = "_reliable" if reliable else "_lossy"
+        if self.subscriber_pc is None:
+            self._ensure_subscriber_pc()
+            self.schedule_negotiation()
+        ch = self._down_channels.get(label)
+        if ch is not None and ch.readyState == "open":
+            ch.send(data)
+        elif reliable or len(self._down_pending[label]) < 64:
+            self._down_pending[label].append(data)
+
+    def _flush_data(self, label: str) -> None:
+        pending, self._down_pending[label] = self._down_pending[label], []
+        ch = self._down_channels[label]
+        for data in pending:
+            ch.send(data)
 
     # ---- ICE ---------------------------------------------------------------------------
 

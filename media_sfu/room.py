@@ -53,6 +53,30 @@ class Room:
         self.participants[p.sid] = p
         return others
 
+    def forward_data(self, sender: Participant, raw: bytes, reliable: bool) -> None:
+        """Relay a LiveKit DataPacket, stamped with the sender's identity (never trusted)."""
+        if not sender.grant.can_publish_data:
+            return
+        try:
+            pkt = models.DataPacket.FromString(raw)
+        except Exception:
+            return
+        pkt.participant_identity = sender.identity
+        pkt.participant_sid = sender.sid
+        dest = set(pkt.destination_identities)
+        if pkt.WhichOneof("value") == "user":
+            pkt.user.participant_identity = sender.identity
+            pkt.user.participant_sid = sender.sid
+            dest |= set(pkt.user.destination_identities)
+            dest_sids = set(pkt.user.destination_sids)
+        else:
+            dest_sids = set()
+        data = pkt.SerializeToString()
+        for other in self.others(sender):
+            if (dest or dest_sids) and other.identity not in dest and other.sid not in dest_sids:
+                continue
+            other.send_data(data, reliable)
+
     def activate(self, p: Participant) -> None:
         """Called once ``p`` has its JoinResponse: announce it, subscribe it to everything."""
         p.state = models.ParticipantInfo.State.ACTIVE

@@ -55,6 +55,7 @@ class CallClient:
     active_speakers: set[str] = field(default_factory=set)
     muted_seen: list[tuple[str, str]] = field(default_factory=list)
     unpublished_seen: list[tuple[str, str]] = field(default_factory=list)
+    data_seen: list[tuple[str, bytes, str]] = field(default_factory=list)
     local_tracks: dict[str, object] = field(default_factory=dict)
 
     def rx(self, identity: str, kind: str) -> Received:
@@ -77,6 +78,11 @@ class CallClient:
         @self.room.on("track_muted")
         def _on_muted(participant, publication):
             self.muted_seen.append((participant.identity, publication.sid))
+
+        @self.room.on("data_received")
+        def _on_data(packet):
+            who = packet.participant.identity if packet.participant else ""
+            self.data_seen.append((who, bytes(packet.data), packet.topic or ""))
 
         @self.room.on("track_unpublished")
         def _on_unpublished(publication, participant):

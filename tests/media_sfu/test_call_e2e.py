@@ -50,6 +50,16 @@ class ThreePartyCallTest(unittest.TestCase):
                 self.assertTrue(await wait_for(lambda: all(len(c.active_speakers) >= 2 for c in clients), 5),
                                 [c.active_speakers for c in clients])
 
+                # data packets are relayed, stamped with the sender, and honour destinations
+                await clients[0].room.local_participant.publish_data(b"hello all", topic="chat")
+                await clients[1].room.local_participant.publish_data(
+                    b"just you", reliable=False, destination_identities=["user2"])
+                self.assertTrue(await wait_for(
+                    lambda: all(("user0", b"hello all", "chat") in c.data_seen for c in clients[1:])
+                    and any(d[:2] == ("user1", b"just you") for d in clients[2].data_seen), 10),
+                    [c.data_seen for c in clients])
+                self.assertFalse(any(d[1] == b"just you" for d in clients[0].data_seen))
+
                 # mute propagates
                 clients[1].local_tracks["audio"].mute()
                 self.assertTrue(await wait_for(
@@ -133,3 +143,31 @@ class EncryptedCallTest(unittest.TestCase):
                 await server.stop()
 
         run(scenario(), timeout=90)
+
+
+class DataBeforeMediaTest(unittest.TestCase):
+    """A subscriber PC first negotiated for data channels only must still carry media later."""
+
+    def test_data_then_media(self):
+        async def scenario():
+            server = await start_sfu()
+            clients = [CallClient(f"d{i}", i) for i in range(2)]
+            try:
+                for c in clients:
+                    await c.join(server.url, "chatty")
+                await clients[0].room.local_participant.publish_data(b"early", topic="chat")
+                self.assertTrue(await wait_for(lambda: ("d0", b"early", "chat") in clients[1].data_seen, 10))
+                for c in clients:
+                    await c.publish()
+                self.assertTrue(await wait_for(
+                    lambda: all(c.rx(o.identity, "video").video_frames > 10 for c in clients for o in clients
+                                if o is not c), 20))
+            finally:
+                for c in clients:
+                    try:
+                        await asyncio.wait_for(c.leave(), 5)
+                    except Exception:
+                        pass
+                await server.stop()
+
+        run(scenario(), timeout=60)
