@@ -1,0 +1,492 @@
+"""Push rules, unread notification counts and pushers (``hs.push``).
+
+Every new event is evaluated against the push rules of each local member of its room
+(except the sender) from a persist hook. The hook itself only schedules the work: the
+evaluation needs cached facts (rulesets, member count, power levels, display names)
+that may need a database read, and its results are written in batches. /sync asks for
+counts through ``unread_counts``, which first waits for the room's evaluations in
+flight, so a new event and the count it causes arrive in the same /sync response.
+
+Counts are rows of ``event_push_actions`` after the user's read position (per room and
+thread); they are cached in memory and the cache entry is dropped when a write that
+changes it commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+
+from homeserver.events.event import Event
+from homeserver.http.errors import MatrixError, NotFound
+from homeserver.protocol import auth_rules
+from homeserver.protocol.push_rules import (
+    DEFAULT_RULE_IDS,
+    KINDS,
+    EvaluationContext,
+    InvalidRule,
+    PushRule,
+    Ruleset,
+    build_ruleset,
+    evaluate,
+    notify_and_highlight,
+    rule_from_client,
+    validate_actions,
+)
+from homeserver.storage.push import PushActionRow, PushRuleError
+from homeserver.util.async_helpers import SharedResult
+from homeserver.util.ids import now_ms, server_of
+
+if TYPE_CHECKING:
+    from homeserver.app import HomeServer
+    from homeserver.handlers.auth import Requester
+    from homeserver.handlers.room_events import RoomInfo
+
+logger = logging.getLogger(__name__)
+
+MAIN_THREAD = "main"
+MAX_THREAD_HOPS = 3
+MAX_RULESETS_CACHED = 20_000
+MAX_COUNTS_CACHED = 200_000
+
+Counts = dict[str, tuple[int, int]]  # thread id -> (notifications, highlights)
+
+
+@dataclass
+class _RoomFacts:
+    state_group: int | None
+    member_count: int
+    power_state: dict[tuple[str, str], dict[str, Any]]
+    notification_levels: dict[str, Any]
+    display_names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _WriteBatch:
+    actions: list[PushActionRow] = field(default_factory=list)
+    reads: list[tuple[str, str, str, int]] = field(default_factory=list)
+    invalidate: set[tuple[str, str]] = field(default_factory=set)
+    waiters: list[SharedResult[None]] = field(default_factory=list)
+
+
+class PushHandler:
+    def __init__(self, hs: "HomeServer") -> None:
+        self.hs = hs
+        self.store = hs.store
+        self._rulesets: dict[str, Ruleset] = {}
+        self._rules_gen = 0
+        self._counts: dict[tuple[str, str], Counts] = {}
+        self._counts_loaded_users: set[str] = set()
+        self._counts_gen = 0
+        self._room_facts: dict[str, _RoomFacts] = {}
+        self._inflight: dict[str, list[SharedResult[None]]] = {}
+        self._receipts_inflight: dict[tuple[str, str], list[SharedResult[None]]] = {}
+        self._batch = _WriteBatch()
+        self._flushing = False
+        hs.rooms.persist_hooks.append(self.on_events_persisted)
+
+    # -- rulesets ---------------------------------------------------------------------
+
+    async def get_rulesets(self, user_ids: set[str]) -> dict[str, Ruleset]:
+        out = {u: self._rulesets[u] for u in user_ids if u in self._rulesets}
+        missing = [u for u in user_ids if u not in out]
+        if missing:
+            gen = self._rules_gen
+            stored = await self.store.get_push_rules_for_users(missing)
+            for user_id, (rules, overrides) in stored.items():
+                by_kind: dict[str, list[PushRule]] = {}
+                for r in rules:
+                    by_kind.setdefault(r.kind, []).append(
+                        PushRule(
+                            kind=r.kind,
+                            rule_id=r.rule_id,
+                            actions=r.rule.get("actions", []),
+                            enabled=r.rule.get("enabled", True),
+                            conditions=r.rule.get("conditions"),
+                            pattern=r.rule.get("pattern"),
+                        )
+                    )
+                ruleset = build_ruleset(user_id, by_kind, overrides)
+                out[user_id] = ruleset
+                if gen == self._rules_gen:
+                    if len(self._rulesets) > MAX_RULESETS_CACHED:
+                        self._rulesets.clear()
+                    self._rulesets[user_id] = ruleset
+        return out
+
+    async def get_ruleset(self, user_id: str) -> Ruleset:
+        return (await self.get_rulesets({user_id}))[user_id]
+
+    async def get_rules_for_client(self, user_id: str) -> dict[str, Any]:
+        return {"global": (await self.get_ruleset(user_id)).to_client()}
+
+    async def get_rule(self, user_id: str, kind: str, rule_id: str) -> dict[str, Any]:
+        rule = (await self.get_ruleset(user_id)).find(kind, rule_id)
+        if rule is None:
+            raise NotFound("The push rule was not found.")
+        return rule.to_client()
+
+    async def put_rule(
+        self, user_id: str, kind: str, rule_id: str, body: dict[str, Any], before: str | None, after: str | None
+    ) -> None:
+        if kind in KINDS and DEFAULT_RULE_IDS.get(rule_id) == kind:
+            # Clients may only change a server-default rule's actions/enabled flag.
+            raise MatrixError(400, "M_INVALID_PARAM", "Cannot replace a server-default rule")
+        try:
+            rule = rule_from_client(kind, rule_id, body)
+        except InvalidRule as e:
+            raise MatrixError(400, "M_INVALID_PARAM", str(e)) from None
+        for anchor in (before, after):
+            if anchor is not None and anchor.startswith("."):
+                raise MatrixError(400, "M_UNKNOWN", "Cannot add a rule relative to a server-default rule")
+        stored: dict[str, Any] = {"actions": rule.actions}
+        if rule.conditions is not None:
+            stored["conditions"] = rule.conditions
+        if rule.pattern is not None:
+            stored["pattern"] = rule.pattern
+        try:
+            await self.store.put_push_rule(user_id, kind, rule_id, stored, before, after)
+        except PushRuleError as e:
+            raise MatrixError(400, "M_UNKNOWN", str(e)) from None
+        await self._rules_changed(user_id)
+
+    async def delete_rule(self, user_id: str, kind: str, rule_id: str) -> None:
+        if DEFAULT_RULE_IDS.get(rule_id) == kind:
+            raise MatrixError(400, "M_INVALID_PARAM", "Cannot delete a server-default rule")
+        if not await self.store.delete_push_rule(user_id, kind, rule_id):
+            raise NotFound("The push rule was not found.")
+        await self._rules_changed(user_id)
+
+    async def set_rule_field(self, user_id: str, kind: str, rule_id: str, attr: str, value: Any) -> None:
+        """PUT .../enabled or .../actions, on a user rule or a server-default one."""
+        if attr == "enabled":
+            if not isinstance(value, bool):
+                raise MatrixError(400, "M_BAD_JSON", "enabled must be a boolean")
+        else:
+            try:
+                value = validate_actions(value)
+            except InvalidRule as e:
+                raise MatrixError(400, "M_INVALID_PARAM", str(e)) from None
+        if DEFAULT_RULE_IDS.get(rule_id) == kind:
+            if attr == "enabled":
+                await self.store.set_default_rule_override(user_id, rule_id, enabled=value)
+            else:
+                await self.store.set_default_rule_override(user_id, rule_id, actions=value)
+        elif not await self.store.update_push_rule(user_id, kind, rule_id, {attr: value}):
+            raise NotFound("The push rule was not found.")
+        await self._rules_changed(user_id)
+
+    async def _rules_changed(self, user_id: str) -> None:
+        self._rules_gen += 1
+        self._rulesets.pop(user_id, None)
+        # Clients learn of the change through m.push_rules account data in /sync.
+        content = await self.get_rules_for_client(user_id)
+        await self.hs.account_data.put(user_id, "", "m.push_rules", content, check=False)
+
+    # -- evaluating new events ----------------------------------------------------------
+
+    def on_events_persisted(self, events: list[Event], room: "RoomInfo") -> None:
+        """Persist hook (synchronous): schedules evaluation of the batch."""
+        events = [
+            e for e in events if e.stream_ordering > 0 and not e.rejected_reason and not e.outlier and not e.soft_failed
+        ]
+        if not events:
+            return
+        done: SharedResult[None] = SharedResult()
+        room_id = room.room_id
+        self._inflight.setdefault(room_id, []).append(done)
+        defer.ensureDeferred(self._process(events, room, done))
+
+    async def _process(self, events: list[Event], room: "RoomInfo", done: SharedResult[None]) -> None:
+        try:
+            batch = await self._evaluate(events, room)
+            if batch is not None:
+                await self._enqueue(*batch).wait()
+        except Exception:
+            logger.exception("push rule evaluation failed in %s", room.room_id)
+        finally:
+            pending = self._inflight.get(room.room_id)
+            if pending is not None:
+                try:
+                    pending.remove(done)
+                except ValueError:
+                    pass
+                if not pending:
+                    del self._inflight[room.room_id]
+            done.callback(None)
+
+    async def _evaluate(
+        self, events: list[Event], room: "RoomInfo"
+    ) -> tuple[list[PushActionRow], list[tuple[str, str, str, int]], set[tuple[str, str]]] | None:
+        server_name = self.hs.server_name
+        members = set(room.joined_local)
+        invitees = {
+            e.state_key
+            for e in events
+            if e.membership == "invite" and e.state_key and server_of(e.state_key) == server_name
+        }
+        senders = {e.sender for e in events if server_of(e.sender) == server_name}
+        if not members and not invitees and not senders:
+            return None
+        facts = await self._facts(room)
+        rulesets = await self.get_rulesets((members | invitees) - (senders if len(events) == 1 else set()))
+        actions: list[PushActionRow] = []
+        reads: list[tuple[str, str, str, int]] = []
+        touched: set[tuple[str, str]] = set()
+        ts = now_ms()
+        for ev in events:
+            thread_id = await self._thread_of(ev)
+            recipients = set(members)
+            if ev.membership == "invite" and ev.state_key in invitees:
+                recipients.add(ev.state_key)  # type: ignore[arg-type]
+            recipients.discard(ev.sender)
+            if recipients:
+                sender_level = auth_rules.get_user_power_level(ev.sender, facts.power_state, room.version)
+                for user_id in recipients:
+                    ruleset = rulesets.get(user_id)
+                    if ruleset is None:
+                        continue
+                    ctx = EvaluationContext(
+                        room_member_count=facts.member_count,
+                        sender_power_level=sender_level,
+                        notification_levels=facts.notification_levels,
+                        user_display_name=facts.display_names.get(user_id),
+                    )
+                    result = evaluate(ruleset, ev.pdu, ctx)
+                    if result is None:
+                        continue
+                    notify, highlight = notify_and_highlight(result[1])
+                    if notify:
+                        actions.append(
+                            PushActionRow(user_id, ev.room_id, ev.event_id, ev.stream_ordering, thread_id, highlight, result[1], ts)
+                        )
+                        touched.add((user_id, ev.room_id))
+            if ev.sender in senders:
+                # Sending into a room (or thread) means having read it up to there.
+                reads.append((ev.sender, ev.room_id, thread_id, ev.stream_ordering))
+                touched.add((ev.sender, ev.room_id))
+        if not actions and not reads:
+            return None
+        return actions, reads, touched
+
+    async def _facts(self, room: "RoomInfo") -> _RoomFacts:
+        cached = self._room_facts.get(room.room_id)
+        if cached is not None and cached.state_group == room.state_group and room.state_group is not None:
+            return cached
+        state = room.state
+        keys = [k for k in (auth_rules.CREATE_KEY, auth_rules.POWER_LEVELS_KEY) if k in state]
+        member_keys = [("m.room.member", u) for u in room.joined_local if ("m.room.member", u) in state]
+        events = await self.store.get_events([state[k] for k in keys + member_keys])
+        power_state = {k: events[state[k]].with_event_id() for k in keys if state[k] in events}
+        pl = power_state.get(auth_rules.POWER_LEVELS_KEY)
+        notif_levels = (pl or {}).get("content", {}).get("notifications")
+        names: dict[str, str] = {}
+        for k in member_keys:
+            ev = events.get(state[k])
+            name = ev.content.get("displayname") if ev is not None else None
+            if isinstance(name, str) and name:
+                names[k[1]] = name
+        count = (await self.store.count_joined_members([room.room_id])).get(room.room_id, 0)
+        facts = _RoomFacts(
+            state_group=room.state_group,
+            member_count=count,
+            power_state=power_state,
+            notification_levels=notif_levels if isinstance(notif_levels, dict) else {},
+            display_names=names,
+        )
+        if len(self._room_facts) > 10_000:
+            self._room_facts.clear()
+        self._room_facts[room.room_id] = facts
+        return facts
+
+    async def _thread_of(self, ev: Event) -> str:
+        """The thread an event belongs to: follows relations up to MAX_THREAD_HOPS."""
+        rel = ev.relation()
+        for _ in range(MAX_THREAD_HOPS):
+            if rel is None:
+                break
+            target, rel_type = rel
+            if rel_type == "m.thread":
+                return target
+            parent = await self.store.get_event(target)
+            if parent is None:
+                break
+            rel = parent.relation()
+        return MAIN_THREAD
+
+    # -- batched writes ---------------------------------------------------------------
+
+    def _enqueue(
+        self,
+        actions: list[PushActionRow],
+        reads: list[tuple[str, str, str, int]],
+        invalidate: set[tuple[str, str]],
+    ) -> SharedResult[None]:
+        done: SharedResult[None] = SharedResult()
+        self._batch.actions.extend(actions)
+        self._batch.reads.extend(reads)
+        self._batch.invalidate.update(invalidate)
+        self._batch.waiters.append(done)
+        if not self._flushing:
+            defer.ensureDeferred(self._flush())
+        return done
+
+    async def _flush(self) -> None:
+        self._flushing = True
+        try:
+            while self._batch.waiters:
+                batch, self._batch = self._batch, _WriteBatch()
+                try:
+                    await self.store.write_push_batch(batch.actions, batch.reads)
+                except Exception:
+                    logger.exception("writing %d push actions failed", len(batch.actions))
+                self._invalidate(batch.invalidate)
+                for w in batch.waiters:
+                    w.callback(None)
+        finally:
+            self._flushing = False
+
+    def _invalidate(self, keys: set[tuple[str, str]]) -> None:
+        self._counts_gen += 1
+        for key in keys:
+            self._counts.pop(key, None)
+
+    # -- counts -----------------------------------------------------------------------
+
+    async def _wait_pending(self, user_id: str, room_id: str) -> None:
+        for d in list(self._inflight.get(room_id, ())):
+            await d.wait()
+        for d in list(self._receipts_inflight.get((user_id, room_id), ())):
+            await d.wait()
+
+    async def _room_counts(self, user_id: str, room_id: str) -> Counts:
+        await self._wait_pending(user_id, room_id)
+        key = (user_id, room_id)
+        counts = self._counts.get(key)
+        if counts is not None:
+            return counts
+        gen = self._counts_gen
+        if user_id not in self._counts_loaded_users:
+            # First look at this user: load every room at once (initial /sync asks for all).
+            by_room = await self.store.get_unread_counts(user_id)
+            counts = by_room.get(room_id, {})
+            if gen == self._counts_gen:
+                if len(self._counts) > MAX_COUNTS_CACHED:
+                    self._counts.clear()
+                    self._counts_loaded_users.clear()
+                for rid in self.hs.rooms.joined_rooms(user_id) | set(by_room):
+                    self._counts[(user_id, rid)] = by_room.get(rid, {})
+                self._counts_loaded_users.add(user_id)
+            return counts
+        counts = (await self.store.get_unread_counts(user_id, room_id)).get(room_id, {})
+        if gen == self._counts_gen:
+            self._counts[key] = counts
+        return counts
+
+    async def unread_counts(
+        self, user_id: str, room_id: str, threaded: bool = True
+    ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """The room's unread counts for /sync and, per thread, those of its threads (empty
+        unless ``threaded``; an unthreaded client gets thread counts summed into the room's)."""
+        counts = await self._room_counts(user_id, room_id)
+        main_n, main_h = counts.get(MAIN_THREAD, (0, 0))
+        threads: dict[str, dict[str, int]] = {}
+        for thread_id, (n, h) in counts.items():
+            if thread_id == MAIN_THREAD:
+                continue
+            if threaded:
+                threads[thread_id] = {"notification_count": n, "highlight_count": h}
+            else:
+                main_n += n
+                main_h += h
+        return {"notification_count": main_n, "highlight_count": main_h}, threads
+
+    async def on_receipt(self, user_id: str, room_id: str, event: Event, thread_id: str | None = None) -> None:
+        """A user's m.read / m.read.private receipt moved to ``event``: clears the counts up
+        to it (in its thread, or in all threads for an unthreaded receipt)."""
+        key = (user_id, room_id)
+        # Registered before the first await so a /sync woken by the receipt waits for it.
+        done: SharedResult[None] = SharedResult()
+        self._receipts_inflight.setdefault(key, []).append(done)
+        try:
+            if thread_id is None:
+                receipts = await self.store.get_user_receipt(room_id, user_id, ("m.read", "m.read.private"))
+                mine = [r for r in receipts if r.event_id == event.event_id]
+                thread_id = max(mine, key=lambda r: r.stream_id).thread_id if mine else ""
+            await self._enqueue([], [(user_id, room_id, thread_id, event.stream_ordering)], {key}).wait()
+        finally:
+            pending = self._receipts_inflight.get(key)
+            if pending is not None:
+                if done in pending:
+                    pending.remove(done)
+                if not pending:
+                    del self._receipts_inflight[key]
+            done.callback(None)
+
+    # -- /notifications and pushers -----------------------------------------------------
+
+    async def get_notifications(
+        self, requester: "Requester", from_token: str | None, limit: int, only: str | None
+    ) -> dict[str, Any]:
+        before = None
+        if from_token:
+            try:
+                before = int(from_token)
+            except ValueError:
+                raise MatrixError(400, "M_INVALID_PARAM", "Invalid from token") from None
+        limit = max(1, min(limit, 100))
+        # Wait for evaluations in flight so a just-sent mention is listed.
+        for pending in list(self._inflight.values()):
+            for d in list(pending):
+                await d.wait()
+        rows = await self.store.get_notifications(requester.user_id, before, limit, only == "highlight")
+        events = await self.store.get_events([r.event_id for r, _ in rows])
+        present = [(r, read) for r, read in rows if r.event_id in events]
+        serialized = await self.hs.messages.serialize(requester, [events[r.event_id] for r, _ in present])
+        out = []
+        for (row, read), ev in zip(present, serialized):
+            out.append({"actions": row.actions, "event": ev, "read": read, "room_id": row.room_id, "ts": row.ts})
+        result: dict[str, Any] = {"notifications": out}
+        if len(rows) == limit and rows:
+            result["next_token"] = str(rows[-1][0].stream_ordering)
+        return result
+
+    async def get_pushers(self, user_id: str) -> list[dict[str, Any]]:
+        return await self.store.get_pushers(user_id)
+
+    async def set_pusher(self, requester: "Requester", body: dict[str, Any]) -> None:
+        app_id, pushkey, kind = body.get("app_id"), body.get("pushkey"), body.get("kind", MISSING_KIND)
+        if not isinstance(app_id, str) or not isinstance(pushkey, str):
+            raise MatrixError(400, "M_MISSING_PARAM", "Missing app_id or pushkey")
+        if kind is MISSING_KIND:
+            raise MatrixError(400, "M_MISSING_PARAM", "Missing kind")
+        if len(app_id) > 64 or len(pushkey.encode("utf-8")) > 512:
+            raise MatrixError(400, "M_INVALID_PARAM", "app_id or pushkey too long")
+        if kind is None:
+            await self.store.delete_pusher(requester.user_id, app_id, pushkey)
+            return
+        if not isinstance(kind, str):
+            raise MatrixError(400, "M_INVALID_PARAM", "kind must be a string or null")
+        for field_name in ("app_display_name", "device_display_name", "lang"):
+            if not isinstance(body.get(field_name), str):
+                raise MatrixError(400, "M_MISSING_PARAM", f"Missing {field_name}")
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise MatrixError(400, "M_MISSING_PARAM", "Missing data")
+        if kind == "http":
+            url = data.get("url")
+            if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+                raise MatrixError(400, "M_INVALID_PARAM", "'url' must be an http(s) URL")
+        profile_tag = body.get("profile_tag")
+        if profile_tag is not None and not isinstance(profile_tag, str):
+            raise MatrixError(400, "M_INVALID_PARAM", "profile_tag must be a string")
+        append = body.get("append", False)
+        if not isinstance(append, bool):
+            raise MatrixError(400, "M_INVALID_PARAM", "append must be a boolean")
+        await self.store.set_pusher(requester.user_id, requester.device_id, {**body, "kind": kind}, append)
+
+
+MISSING_KIND = object()

@@ -1,0 +1,301 @@
+"""Push rules, per-event push actions (unread counts, /notifications), read positions
+and pushers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from homeserver.storage.database import Database, Txn
+from homeserver.util.ids import now_ms
+
+
+@dataclass(frozen=True)
+class StoredRule:
+    kind: str
+    rule_id: str
+    priority: int
+    rule: dict[str, Any]  # actions, conditions/pattern, enabled
+
+
+@dataclass(frozen=True)
+class PushActionRow:
+    user_id: str
+    room_id: str
+    event_id: str
+    stream_ordering: int
+    thread_id: str
+    highlight: bool
+    actions: list[Any]
+    ts: int
+
+
+class PushRuleError(Exception):
+    """before/after names a rule that does not exist."""
+
+
+class PushStore:
+    db: Database
+
+    # -- rules ------------------------------------------------------------------------
+
+    async def get_push_rules_for_users(
+        self, user_ids: list[str]
+    ) -> dict[str, tuple[list[StoredRule], dict[str, tuple[bool | None, list[Any] | None]]]]:
+        """Per user: their rules (most important first within a kind) and their changes
+        to the server-default rules."""
+
+        def txn_fn(txn: Txn) -> dict[str, tuple[list[StoredRule], dict[str, tuple[bool | None, list[Any] | None]]]]:
+            out: dict[str, tuple[list[StoredRule], dict[str, tuple[bool | None, list[Any] | None]]]] = {
+                u: ([], {}) for u in user_ids
+            }
+            for i in range(0, len(user_ids), 500):
+                chunk = user_ids[i : i + 500]
+                for user_id, kind, rule_id, priority, rule_json in txn.select_all(
+                    f"SELECT user_id, kind, rule_id, priority, rule_json FROM push_rules"
+                    f" WHERE user_id IN ({txn.in_list(chunk)}) ORDER BY user_id, kind, priority DESC",
+                    chunk,
+                ):
+                    out[user_id][0].append(StoredRule(kind, rule_id, priority, json.loads(rule_json)))
+                for user_id, rule_id, enabled, actions in txn.select_all(
+                    f"SELECT user_id, rule_id, enabled, actions FROM push_rules_enabled"
+                    f" WHERE user_id IN ({txn.in_list(chunk)})",
+                    chunk,
+                ):
+                    out[user_id][1][rule_id] = (
+                        None if enabled is None else bool(enabled),
+                        json.loads(actions) if actions is not None else None,
+                    )
+            return out
+
+        return await self.db.read(txn_fn, name="get_push_rules")
+
+    async def put_push_rule(
+        self, user_id: str, kind: str, rule_id: str, rule: dict[str, Any], before: str | None, after: str | None
+    ) -> None:
+        """Adds or replaces a user rule. A new rule becomes the most important of its kind
+        unless before/after place it; an updated one keeps its place unless they move it."""
+
+        def txn_fn(txn: Txn) -> None:
+            rows = txn.select_all(
+                "SELECT rule_id, rule_json FROM push_rules WHERE user_id = ? AND kind = ? ORDER BY priority DESC",
+                (user_id, kind),
+            )
+            order = [r[0] for r in rows]
+            existing = {r[0]: json.loads(r[1]) for r in rows}
+            if rule_id in existing and "enabled" in existing[rule_id]:
+                rule.setdefault("enabled", existing[rule_id]["enabled"])
+            anchor = before or after
+            if anchor is not None:
+                if anchor not in existing or anchor == rule_id:
+                    raise PushRuleError(f"before/after rule not found: {anchor}")
+                if rule_id in order:
+                    order.remove(rule_id)
+                pos = order.index(anchor)
+                order.insert(pos if before else pos + 1, rule_id)
+            elif rule_id not in order:
+                order.insert(0, rule_id)
+            txn.execute("DELETE FROM push_rules WHERE user_id = ? AND kind = ?", (user_id, kind))
+            existing[rule_id] = rule
+            n = len(order)
+            txn.executemany(
+                "INSERT INTO push_rules (user_id, kind, rule_id, priority, rule_json) VALUES (?, ?, ?, ?, ?)",
+                [(user_id, kind, rid, n - i, json.dumps(existing[rid])) for i, rid in enumerate(order)],
+            )
+
+        await self.db.write(txn_fn, name="put_push_rule")
+
+    async def update_push_rule(self, user_id: str, kind: str, rule_id: str, changes: dict[str, Any]) -> bool:
+        """Changes fields (enabled, actions) of a user rule; False if there is none."""
+
+        def txn_fn(txn: Txn) -> bool:
+            raw = txn.select_value(
+                "SELECT rule_json FROM push_rules WHERE user_id = ? AND kind = ? AND rule_id = ?",
+                (user_id, kind, rule_id),
+            )
+            if raw is None:
+                return False
+            rule = json.loads(raw)
+            rule.update(changes)
+            txn.execute(
+                "UPDATE push_rules SET rule_json = ? WHERE user_id = ? AND kind = ? AND rule_id = ?",
+                (json.dumps(rule), user_id, kind, rule_id),
+            )
+            return True
+
+        return await self.db.write(txn_fn, name="update_push_rule")
+
+    async def delete_push_rule(self, user_id: str, kind: str, rule_id: str) -> bool:
+        def txn_fn(txn: Txn) -> bool:
+            txn.execute(
+                "DELETE FROM push_rules WHERE user_id = ? AND kind = ? AND rule_id = ?", (user_id, kind, rule_id)
+            )
+            return txn.rowcount > 0
+
+        return await self.db.write(txn_fn, name="delete_push_rule")
+
+    async def set_default_rule_override(
+        self, user_id: str, rule_id: str, enabled: bool | None = None, actions: list[Any] | None = None
+    ) -> None:
+        """Records the user's change to a server-default rule (None keeps the other field)."""
+
+        def txn_fn(txn: Txn) -> None:
+            row = txn.select_one(
+                "SELECT enabled, actions FROM push_rules_enabled WHERE user_id = ? AND rule_id = ?", (user_id, rule_id)
+            )
+            cur_enabled, cur_actions = (row[0], row[1]) if row else (None, None)
+            new_enabled = enabled if enabled is not None else (None if cur_enabled is None else bool(cur_enabled))
+            new_actions = json.dumps(actions) if actions is not None else cur_actions
+            txn.upsert(
+                "push_rules_enabled",
+                {"user_id": user_id, "rule_id": rule_id},
+                {"enabled": new_enabled, "actions": new_actions},
+            )
+
+        await self.db.write(txn_fn, name="set_default_rule_override")
+
+    # -- push actions and read positions ----------------------------------------------
+
+    async def write_push_batch(self, actions: list[PushActionRow], reads: list[tuple[str, str, str, int]]) -> None:
+        """New push actions, and read positions (user_id, room_id, thread_id, stream_ordering)
+        that only ever move forward, in one transaction."""
+
+        def txn_fn(txn: Txn) -> None:
+            txn.executemany(
+                "INSERT INTO event_push_actions (user_id, room_id, event_id, stream_ordering, thread_id, highlight,"
+                " actions, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [
+                    (r.user_id, r.room_id, r.event_id, r.stream_ordering, r.thread_id, r.highlight, json.dumps(r.actions), r.ts)
+                    for r in actions
+                ],
+            )
+            txn.executemany(
+                "INSERT INTO event_push_read (user_id, room_id, thread_id, stream_ordering) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET stream_ordering = excluded.stream_ordering"
+                " WHERE event_push_read.stream_ordering < excluded.stream_ordering",
+                reads,
+            )
+
+        await self.db.write(txn_fn, name="write_push_batch")
+
+    async def get_unread_counts(
+        self, user_id: str, room_id: str | None = None
+    ) -> dict[str, dict[str, tuple[int, int]]]:
+        """room -> thread -> (notifications, highlights) after the user's read positions,
+        for one room or (room_id None) every room with any."""
+
+        def txn_fn(txn: Txn) -> dict[str, dict[str, tuple[int, int]]]:
+            args: list[Any] = [user_id]
+            room_clause = ""
+            if room_id is not None:
+                room_clause = " AND a.room_id = ?"
+                args.append(room_id)
+            rows = txn.select_all(
+                "SELECT a.room_id, a.thread_id, COUNT(*), SUM(CASE WHEN a.highlight THEN 1 ELSE 0 END)"
+                " FROM event_push_actions a"
+                " LEFT JOIN event_push_read t ON t.user_id = a.user_id AND t.room_id = a.room_id AND t.thread_id = a.thread_id"
+                " LEFT JOIN event_push_read u ON u.user_id = a.user_id AND u.room_id = a.room_id AND u.thread_id = ''"
+                " WHERE a.user_id = ?" + room_clause + " AND a.stream_ordering > COALESCE(t.stream_ordering, 0)"
+                " AND a.stream_ordering > COALESCE(u.stream_ordering, 0)"
+                " GROUP BY a.room_id, a.thread_id",
+                args,
+            )
+            out: dict[str, dict[str, tuple[int, int]]] = {}
+            for room, thread, count, highlights in rows:
+                out.setdefault(room, {})[thread] = (int(count), int(highlights or 0))
+            return out
+
+        return await self.db.read(txn_fn, name="get_unread_counts")
+
+    async def get_notifications(
+        self, user_id: str, before: int | None, limit: int, only_highlight: bool
+    ) -> list[tuple[PushActionRow, bool]]:
+        """The newest notifications (before a stream position), each with whether it is read."""
+
+        def txn_fn(txn: Txn) -> list[tuple[PushActionRow, bool]]:
+            clauses = ["a.user_id = ?"]
+            args: list[Any] = [user_id]
+            if before is not None:
+                clauses.append("a.stream_ordering < ?")
+                args.append(before)
+            if only_highlight:
+                clauses.append("a.highlight")
+            rows = txn.select_all(
+                "SELECT a.room_id, a.event_id, a.stream_ordering, a.thread_id, a.highlight, a.actions, a.ts,"
+                " COALESCE(t.stream_ordering, 0), COALESCE(u.stream_ordering, 0)"
+                " FROM event_push_actions a"
+                " LEFT JOIN event_push_read t ON t.user_id = a.user_id AND t.room_id = a.room_id AND t.thread_id = a.thread_id"
+                " LEFT JOIN event_push_read u ON u.user_id = a.user_id AND u.room_id = a.room_id AND u.thread_id = ''"
+                f" WHERE {' AND '.join(clauses)} ORDER BY a.stream_ordering DESC LIMIT ?",
+                args + [limit],
+            )
+            return [
+                (
+                    PushActionRow(user_id, r[0], r[1], r[2], r[3], bool(r[4]), json.loads(r[5]), r[6]),
+                    r[2] <= max(r[7], r[8]),
+                )
+                for r in rows
+            ]
+
+        return await self.db.read(txn_fn, name="get_notifications")
+
+    # -- pushers ----------------------------------------------------------------------
+
+    async def get_pushers(self, user_id: str) -> list[dict[str, Any]]:
+        def txn_fn(txn: Txn) -> list[dict[str, Any]]:
+            rows = txn.select_all(
+                "SELECT app_id, pushkey, kind, app_display_name, device_display_name, profile_tag, lang, data"
+                " FROM pushers WHERE user_id = ? ORDER BY created_ts",
+                (user_id,),
+            )
+            out = []
+            for r in rows:
+                p: dict[str, Any] = {
+                    "app_id": r[0],
+                    "pushkey": r[1],
+                    "kind": r[2],
+                    "app_display_name": r[3] or "",
+                    "device_display_name": r[4] or "",
+                    "lang": r[6] or "",
+                    "data": json.loads(r[7]),
+                }
+                if r[5]:
+                    p["profile_tag"] = r[5]
+                out.append(p)
+            return out
+
+        return await self.db.read(txn_fn, name="get_pushers")
+
+    async def set_pusher(self, user_id: str, device_id: str | None, pusher: dict[str, Any], append: bool) -> None:
+        def txn_fn(txn: Txn) -> None:
+            if not append:
+                # The same device token now belongs to this user only.
+                txn.execute(
+                    "DELETE FROM pushers WHERE app_id = ? AND pushkey = ? AND user_id <> ?",
+                    (pusher["app_id"], pusher["pushkey"], user_id),
+                )
+            txn.upsert(
+                "pushers",
+                {"app_id": pusher["app_id"], "pushkey": pusher["pushkey"], "user_id": user_id},
+                {
+                    "kind": pusher["kind"],
+                    "app_display_name": pusher.get("app_display_name"),
+                    "device_display_name": pusher.get("device_display_name"),
+                    "profile_tag": pusher.get("profile_tag"),
+                    "lang": pusher.get("lang"),
+                    "data": json.dumps(pusher.get("data") or {}),
+                    "device_id": device_id,
+                    "created_ts": now_ms(),
+                },
+            )
+
+        await self.db.write(txn_fn, name="set_pusher")
+
+    async def delete_pusher(self, user_id: str, app_id: str, pushkey: str) -> None:
+        await self.db.write(
+            lambda txn: txn.execute(
+                "DELETE FROM pushers WHERE user_id = ? AND app_id = ? AND pushkey = ?", (user_id, app_id, pushkey)
+            ),
+            name="delete_pusher",
+        )
