@@ -117,13 +117,20 @@ async def start_homeserver(
     test: unittest.TestCase,
     *,
     server_name: str = "localhost",
-    database: str = "sqlite",
+    database: str | None = None,
     start_extras: bool = False,
     federation_port: int = 0,
     **overrides: Any,
 ) -> RunningHomeServer:
-    """A live homeserver for the duration of ``test`` (cleaned up automatically)."""
-    path, pg_url = make_config_dir(server_name, database, overrides, federation_port)
+    """A live homeserver for the duration of ``test`` (cleaned up automatically).
+
+    The database engine defaults to the test class's ``database`` attribute ("sqlite" or
+    "postgresql"); when PostgreSQL cannot be reached the test is skipped saying so."""
+    database = database or getattr(test, "database", "sqlite")
+    try:
+        path, pg_url = make_config_dir(server_name, database, overrides, federation_port)
+    except PostgresUnavailable as e:
+        raise unittest.SkipTest(str(e)) from e
     hs = HomeServer(load_config(path))
     await hs.start()
     if start_extras:

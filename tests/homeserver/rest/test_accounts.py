@@ -182,3 +182,14 @@ class DevicesAndProfileTest(unittest.TestCase):
         self.assertEqual((code, body["errcode"]), (403, "M_FORBIDDEN"))
         code, body = await joe.raw("GET", "/_matrix/client/v3/profile/@nobody:localhost")
         self.assertEqual(code, 404)
+
+
+# The same behaviour on PostgreSQL, the production store.
+
+
+class LoginTestPostgres(LoginTest):
+    database = "postgresql"
+
+
+class DevicesAndProfileTestPostgres(DevicesAndProfileTest):
+    database = "postgresql"

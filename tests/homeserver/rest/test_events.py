@@ -150,3 +150,14 @@ class HistoryVisibilityTest(unittest.TestCase):
         server, alice, bob, rid, before = await self._room("world_readable")
         msgs = await bob.get(f"/rooms/{rid}/messages?dir=b&limit=50")
         self.assertIn("before bob", [e["content"].get("body") for e in msgs["chunk"]])
+
+
+# The same behaviour on PostgreSQL, the production store.
+
+
+class MessagesTestPostgres(MessagesTest):
+    database = "postgresql"
+
+
+class HistoryVisibilityTestPostgres(HistoryVisibilityTest):
+    database = "postgresql"

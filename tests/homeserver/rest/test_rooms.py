@@ -200,3 +200,14 @@ class StateTest(unittest.TestCase):
         self.assertEqual((await alice.get(f"/rooms/{new}/state/m.room.name/"))["name"], "Old")
         self.assertEqual((await bob.get("/directory/room/" + quote("#hall:localhost")))["room_id"], new)
         await bob.post(f"/join/{new}")
+
+
+# The same behaviour on PostgreSQL, the production store.
+
+
+class MembershipTestPostgres(MembershipTest):
+    database = "postgresql"
+
+
+class StateTestPostgres(StateTest):
+    database = "postgresql"

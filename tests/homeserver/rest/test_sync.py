@@ -148,3 +148,10 @@ class SyncTest(unittest.TestCase):
         members = {e["state_key"] for e in room["state"]["events"] if e["type"] == "m.room.member"}
         self.assertEqual(members, {alice.user_id, bob.user_id})
         self.assertEqual(room["summary"]["m.joined_member_count"], 5)
+
+
+# The same behaviour on PostgreSQL, the production store.
+
+
+class SyncTestPostgres(SyncTest):
+    database = "postgresql"
