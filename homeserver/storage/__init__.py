@@ -11,6 +11,7 @@ from homeserver.storage.events import EventsStore, ThreadStore
 from homeserver.storage.federation_rooms import FederationRoomStore
 from homeserver.storage.federation import FederationStore
 from homeserver.storage.migrations import prepare_database
+from homeserver.storage.push import PushStore
 from homeserver.storage.receipts import PresenceStore, ReceiptStore, ToDeviceStore
 from homeserver.storage.rooms import RoomStore
 from homeserver.storage.users import DeviceListStore, UserStore
@@ -31,6 +32,7 @@ class DataStore(
     E2EKeysStore,
     E2ERoomKeysStore,
     FederationStore,
+    PushStore,
 ):
     """All stores over one database. Each area's queries live in its own module."""
 
