@@ -97,6 +97,7 @@ class HomeServer:
         self.presence = PresenceHandler(self)
         self.sync = SyncHandler(self)
         self.openid = OpenIdHandler(self)
+        self.push = _push_service(self)
         self.e2e_keys, self.to_device, self.room_keys = _e2e_services(self)
         self.call_tokens = CallTokenHandler(self)
         self.sfu_process = SFUProcess(self)
@@ -175,3 +176,9 @@ def _e2e_services(hs: HomeServer) -> tuple[Any, Any, Any]:
     from homeserver.handlers.to_device import ToDeviceHandler
 
     return E2EKeysHandler(hs), ToDeviceHandler(hs), RoomKeysHandler(hs)
+
+
+def _push_service(hs: HomeServer) -> Any:
+    from homeserver.handlers.push import PushHandler
+
+    return PushHandler(hs)
