@@ -23,6 +23,7 @@ def register_client_servlets(hs: "HomeServer", router: Router) -> None:
         matrixrtc,
         presence,
         profile,
+        push_rules,
         room_keys,
         rooms,
         sync,
@@ -30,7 +31,7 @@ def register_client_servlets(hs: "HomeServer", router: Router) -> None:
         versions,
     )
 
-    for module in (versions, account, devices, profile, rooms, events, sync, directory, account_data, presence, filters, matrixrtc, keys, room_keys, to_device, admin):
+    for module in (versions, account, devices, profile, rooms, events, sync, directory, account_data, presence, filters, push_rules, matrixrtc, keys, room_keys, to_device, admin):
         module.register(hs, router)
     for extra in hs.extra_servlets:
         extra(hs, router)
