@@ -206,10 +206,12 @@ class _Resolver:
         unconflicted: Mapping[StateKey, str],
         conflicted: Mapping[StateKey, set[str]],
     ) -> set[str]:
-        # C_i = reach(S_i) = reach(U) | reach(D_i) where U is the unconflicted
-        # events (in every set) and D_i the set's conflicted-key events, so
-        #   union(C_i) - intersection(C_i) = (union(R_i) - intersection(R_i)) - reach(U)
-        # with R_i = reach(D_i).  The R_i are small; reach(U) is one linear walk.
+        # C_i = reach(S_i) = reach(U) | R_i where U is the unconflicted
+        # events (in every set) and R_i = reach(the set's conflicted-key
+        # events), so
+        #   union(C_i) - intersection(C_i) = (union(R_i) - intersection(R_i)) - reach(U).
+        # The R_i are small; reach(U) is only needed where it meets the
+        # candidates.
         per_set = [
             self.reach(v for k, v in state_set.items() if k in conflicted) for state_set in state_sets
         ]
@@ -218,8 +220,23 @@ class _Resolver:
         candidates = union - intersection
         if not candidates:
             return candidates
-        common = self.reach(unconflicted.values())
-        return candidates - common
+        # Walk down from U, dropping candidates met on the way.  Every R_i is
+        # closed under auth ancestry, so below an event of `intersection`
+        # there are no candidates: the walk stops there, and stops entirely
+        # once no candidate is left.
+        remaining = set(candidates)
+        seen: set[str] = set()
+        stack = list(unconflicted.values())
+        while stack and remaining:
+            event_id = stack.pop()
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+            remaining.discard(event_id)
+            for auth_id in self.auth_ids(event_id):
+                if auth_id not in seen and auth_id not in intersection:
+                    stack.append(auth_id)
+        return remaining
 
     def conflicted_subgraph(self, conflicted_ids: set[str]) -> set[str]:
         """Events on auth paths between conflicted events (endpoints included)."""

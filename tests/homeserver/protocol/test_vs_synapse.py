@@ -118,6 +118,9 @@ class RandomRoom:
         self.forged_resolutions = 0
         self.id_server_key = signing.decode_signing_key_base64("ed25519", "0", "YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1")
         self.id_server_public = signing.encode_verify_key_base64(signing.get_verify_key(self.id_server_key))
+        self.other_public = signing.encode_verify_key_base64(
+            signing.get_verify_key(signing.decode_signing_key_base64("ed25519", "0", "A" * 43))
+        )
         creator = USERS[0]
         content: dict[str, Any] = {"room_version": version}
         if not self.rv.implicit_room_creator:
@@ -230,7 +233,10 @@ class RandomRoom:
         if kind == "custom_state":
             return sender, "m.custom", {}, rng.choice([target, sender, "", "x"])
         if kind == "tpi":
-            public = self.id_server_public if rng.random() < 0.8 else "AAAA"
+            # A malformed key (not 32 bytes) would crash Synapse's state
+            # resolution outright (nacl.ValueError escapes its verifier), so
+            # the "wrong key" case uses a well-formed key of another server.
+            public = self.id_server_public if rng.random() < 0.8 else self.other_public
             if rng.random() < 0.5:
                 return sender, "m.room.third_party_invite", {"display_name": "x", "public_key": public}, "tok"
             return sender, "m.room.third_party_invite", {"display_name": "x", "public_keys": [{"public_key": public}]}, "tok"
