@@ -4,6 +4,12 @@ The event id is "$" + URL-safe unpadded base64 of the reference hash, which is
 the SHA-256 of the canonical JSON of the redacted event without `signatures`
 and `unsigned`.  In room version 12 the room id is the create event's id with
 a "!" sigil.
+
+Hash the PDU exactly as on the wire.  A locally attached `event_id` is
+ignored (v4+ PDUs never carry one), but a `room_id` attached to a v12 create
+event is *not*: it would be hashed, giving a different (and, by the auth
+rules, rejected) event -- a received create event with a room_id must not
+share the id of the real one.
 """
 
 from __future__ import annotations
