@@ -79,9 +79,11 @@ class KeysApiTest(unittest.TestCase):
         self.assertEqual((await alice.sync())["device_unused_fallback_key_types"], ["signed_curve25519"])
 
         # Remote users without federation: reported in failures, not an error.
-        q = await bob.post("/keys/query", {"device_keys": {"@carol:elsewhere.example": []}})
-        if server.hs.federation is None:
-            self.assertIn("elsewhere.example", q["failures"])
+        # An unreachable remote server is reported in failures, not as an error.
+        q = await bob.post("/keys/query", {"device_keys": {"@carol:127.0.0.1:1": []}, "timeout": 3000})
+        self.assertIn("127.0.0.1:1", q["failures"])
+        c = await bob.post("/keys/claim", {"one_time_keys": {"@carol:127.0.0.1:1": {"D": "signed_curve25519"}}})
+        self.assertIn("127.0.0.1:1", c["failures"])
 
     async def test_device_lists_and_deletion(self) -> None:
         server = await _start(self)
