@@ -106,6 +106,9 @@ class HomeServer:
         from federation.setup import setup_federation
 
         setup_federation(self)
+        from federation.rooms import setup_federation_rooms
+
+        setup_federation_rooms(self)
 
     async def start_services(self) -> None:
         ids = await self.store.get_max_ids()

@@ -535,6 +535,7 @@ class RoomEventPipeline:
         new_room: bool = False,
         deoutlier: Iterable[str] = (),
         forward: Iterable[Event] = (),
+        outlier_memberships: Iterable[Event] = (),
     ) -> None:
         """Persists events from other servers in one transaction.
 
@@ -547,6 +548,8 @@ class RoomEventPipeline:
         as new. ``deoutlier`` names events of ``events`` stored before as outliers.
         ``forward`` are events the persist hooks must send on to the room's other
         servers (a join we accepted with send_join as the resident server).
+        ``outlier_memberships`` are outliers that are a local user's membership of a room
+        we are not in (an invite, a knock, a rejected invite): /sync shows them.
         """
         streams = self.hs.streams
         batch = PersistBatch()
@@ -559,6 +562,13 @@ class RoomEventPipeline:
             if not ev.stream_ordering:
                 ev.stream_ordering = self.hs.backfill_stream.next()
             batch.events.append(ev)
+        notify_users: set[str] = set()
+        for ev in outlier_memberships:
+            pos = streams.allocate()
+            positions.append(pos)
+            user = ev.state_key or ""
+            batch.local_memberships.append(MembershipChange(user, room_id, ev.membership or "leave", ev.event_id, pos))
+            notify_users.add(user)
         timeline: list[Event] = []
         for item in events:
             ev = item.event
@@ -636,8 +646,8 @@ class RoomEventPipeline:
                     hook(forward, room)
                 except Exception:
                     logger.exception("persist hook failed")
-        if not backfilled and (timeline or changed_members):
-            extra = {e.state_key for e in member_events.values()}
+        if not backfilled and (timeline or changed_members or notify_users):
+            extra = {e.state_key for e in member_events.values()} | notify_users
             extra |= {
                 ev.state_key for ev in timeline if ev.type == "m.room.member" and server_of(ev.state_key or "") == self.server_name
             }
