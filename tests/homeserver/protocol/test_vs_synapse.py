@@ -415,3 +415,39 @@ class StateResetVsSynapseTests(unittest.TestCase):
                 )
             )
             self.assertEqual(dict(theirs), sr.resolve_state(version, sets, room.events), version)
+
+
+class SigningAndRedactionVsSynapseTests(unittest.TestCase):
+    """Hashes, signatures and redactions of fuzzed events match Synapse's."""
+
+    skip = SYNAPSE_SKIP
+
+    def test_sign_and_redact(self) -> None:
+        from synapse.crypto.event_signing import add_hashes_and_signatures
+        from synapse.events.utils import prune_event
+
+        from homeserver.protocol import redaction
+        from homeserver.protocol.event_hashing import check_content_hash
+
+        key = signing.decode_signing_key_base64("ed25519", "1", "YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1")
+        checked = 0
+        for version in ("10", "11", "12"):
+            for seed in range(4):
+                room = RandomRoom(version, 1000 + seed)
+                room.grow(60)
+                for event_id, event in room.events.items():
+                    pdu = {k: copy.deepcopy(v) for k, v in event.items() if k not in ("event_id", "hashes", "signatures")}
+                    pdu["content"] = dict(pdu["content"], body_extra="redact me")
+                    pdu["unsigned"] = {"age": 10}
+                    theirs = copy.deepcopy(pdu)
+                    add_hashes_and_signatures(SYN_VERSIONS[version], theirs, "a.example", key)
+                    ours = signing.sign_event(pdu, version, "a.example", key)
+                    self.assertEqual(ours, theirs, f"v{version} {event_id}")
+                    self.assertTrue(check_content_hash(ours))
+                    syn_event = make_event_from_dict(copy.deepcopy(ours), SYN_VERSIONS[version])
+                    pruned = prune_event(syn_event).get_pdu_json()
+                    pruned.pop("unsigned", None)
+                    self.assertEqual(redaction.redact_event(ours, version), pruned, f"v{version} {event_id}")
+                    signing.verify_event_signature(ours, version, "a.example", signing.get_verify_key(key))
+                    checked += 1
+        self.assertGreater(checked, 200)
