@@ -55,8 +55,6 @@ class SFUConfig:
     # LiveKit's defaults; clients reconnect if they hear nothing for ping_timeout seconds
     ping_interval: int = 5
     ping_timeout: int = 15
-    # a participant whose signalling socket closed without a leave is removed after this
-    departure_timeout: float = 3.0
     # at most one PLI per publisher track per this many seconds, however many subscribers ask
     pli_interval: float = 0.5
     # period of active-speaker updates
@@ -77,7 +75,7 @@ class SFUConfig:
             raise ValueError("sfu: must be a mapping")
         known = {
             "enabled", "bind_address", "port", "public_url", "api_key", "api_secret", "rtc",
-            "ice_servers", "ping_interval", "ping_timeout", "departure_timeout", "pli_interval",
+            "ice_servers", "ping_interval", "ping_timeout", "pli_interval",
             "speaker_interval", "log_level", "debug_stats",
         }
         unknown = sorted(set(d) - known)
@@ -148,7 +146,6 @@ class SFUConfig:
         ping_timeout = _int(d, "ping_timeout", defaults.ping_timeout, 2, 3600)
         if ping_timeout <= ping_interval:
             raise ValueError("sfu.ping_timeout: must be greater than ping_interval")
-        departure_timeout = _float(d, "departure_timeout", defaults.departure_timeout, 0, 600)
         pli_interval = _float(d, "pli_interval", defaults.pli_interval, 0, 60)
         speaker_interval = _float(d, "speaker_interval", defaults.speaker_interval, 0.05, 60)
         log_level = _str(d, "log_level", defaults.log_level).upper()
@@ -161,7 +158,7 @@ class SFUConfig:
             enabled=enabled, bind_address=bind_address, port=port, public_url=public_url,
             api_key=api_key, api_secret=api_secret, rtc=rtc, ice_servers=tuple(servers),
             ping_interval=ping_interval, ping_timeout=ping_timeout,
-            departure_timeout=departure_timeout, pli_interval=pli_interval,
+            pli_interval=pli_interval,
             speaker_interval=speaker_interval, log_level=log_level,
         )
 

@@ -302,9 +302,20 @@ class Participant:
         if dt is None:
             return
         dt.track.remove_downtrack(self.sid)
-        # aiortc cannot remove an m-line; the sender stays idle and the client drops the
-        # publication when the publisher's ParticipantUpdate says it is gone
         dt.paused = True
+        # aiortc cannot remove an m-line: make it inactive (the client ends the remote track)
+        # and stop the sender's RTCP loop; the m-line itself stays in later offers
+        transceiver = getattr(dt, "transceiver", None)
+        if transceiver is not None and not self.closed:
+            transceiver.direction = "inactive"
+            asyncio.ensure_future(self._stop_sender(transceiver.sender))
+            self.schedule_negotiation()
+
+    async def _stop_sender(self, sender) -> None:
+        try:
+            await asyncio.wait_for(sender.stop(), 5)
+        except Exception:
+            log.debug("%s: error stopping sender", self.identity, exc_info=True)
 
     def set_subscribed(self, track_sid: str, subscribed: bool) -> None:
         dt = self.downtracks.get(track_sid)

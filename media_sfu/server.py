@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import socket
+import threading
 
 from . import ice, simulcast
 from .aiortc_tap import check_internals
@@ -19,7 +21,11 @@ log = logging.getLogger(__name__)
 
 
 class SFUServer:
-    """``await SFUServer(config).start()`` ... ``await stop()``, inside a running asyncio loop."""
+    """``await SFUServer(config).start()`` ... ``await stop()``, inside a running asyncio loop.
+
+    Code that is not asyncio (a Twisted test, say) can use :meth:`start_in_thread` /
+    :meth:`stop_in_thread`, which run the SFU on its own event loop in a daemon thread.
+    """
 
     def __init__(self, config: SFUConfig) -> None:
         self.config = config
@@ -30,6 +36,8 @@ class SFUServer:
         self.stats = STATS
         self._server: asyncio.base_events.Server | None = None
         self.port: int | None = None
+        self._thread: threading.Thread | None = None
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def url(self) -> str:
@@ -49,6 +57,39 @@ class SFUServer:
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("SFU listening on %s (public URL %s)", self.url, self.config.effective_public_url)
+
+    def start_in_thread(self, timeout: float = 10) -> str:
+        """Start on a private event loop in a daemon thread; return the ws URL."""
+        loop = asyncio.new_event_loop()
+        started = concurrent.futures.Future()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+
+            async def boot() -> None:
+                try:
+                    await self.start()
+                    started.set_result(self.url)
+                except BaseException as e:  # report, do not die silently
+                    started.set_exception(e)
+
+            loop.create_task(boot())
+            loop.run_forever()
+            loop.close()
+
+        self._thread_loop = loop
+        self._thread = threading.Thread(target=run, name="media_sfu", daemon=True)
+        self._thread.start()
+        return started.result(timeout)
+
+    def stop_in_thread(self, timeout: float = 10) -> None:
+        loop, thread = self._thread_loop, self._thread
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        self._thread = self._thread_loop = None
 
     def debug_stats(self, *, reset: bool = False, latency: str | None = None) -> dict:
         """Counters for benchmarks (served at /debug/stats when sfu.debug_stats is on)."""

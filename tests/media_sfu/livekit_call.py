@@ -29,7 +29,6 @@ def sfu_config(**extra) -> SFUConfig:
         "api_key": API_KEY,
         "api_secret": API_SECRET,
         "rtc": {"public_ip": "127.0.0.1", "udp_port_min": 41000, "udp_port_max": 41999},
-        "departure_timeout": 1,
     }
     d.update(extra)
     return SFUConfig.from_dict(d)

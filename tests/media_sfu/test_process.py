@@ -24,6 +24,22 @@ def free_port() -> int:
     return port
 
 
+class ThreadTests(unittest.TestCase):
+    def test_start_in_thread_from_non_asyncio_code(self):
+        from media_sfu.server import SFUServer
+
+        from .livekit_call import sfu_config
+
+        server = SFUServer(sfu_config())
+        url = server.start_in_thread()
+        try:
+            with urllib.request.urlopen(url.replace("ws://", "http://") + "/healthz", timeout=5) as r:
+                self.assertEqual(r.read(), b"OK")
+        finally:
+            server.stop_in_thread()
+        self.assertIsNone(server._thread)
+
+
 class ProcessTests(unittest.TestCase):
     def write_config(self, text: str) -> str:
         fd, path = tempfile.mkstemp(suffix=".yaml")
