@@ -44,7 +44,7 @@ def setup_federation(hs: "HomeServer") -> None:
     async def startup() -> None:
         if hs.config.federation_listener.enabled:
             state["port"] = start_federation_listener(hs)
-            hs.federation_listening_port = state["port"]  # type: ignore[attr-defined]
+            hs.federation_listening_port = state["port"].getHost().port  # type: ignore[attr-defined]
         if hs.config.federation.enabled:
             await sender.start()
 

@@ -1,0 +1,147 @@
+"""Two WSPR servers on loopback share rooms: invites, joins, chat, typing, receipts,
+leaves, joins by alias and history from before the join."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+from urllib.parse import quote
+
+from twisted.internet import reactor, task
+from twisted.trial import unittest
+
+from tests.federation.helpers import start_federating
+from tests.support.wspr import MatrixClient
+
+
+class SyncWatcher:
+    """Incremental /sync for one client, accumulating what it has seen."""
+
+    def __init__(self, client: MatrixClient) -> None:
+        self.client = client
+        self.since: str | None = None
+        self.timeline: dict[str, list[dict[str, Any]]] = {}
+        self.ephemeral: dict[str, list[dict[str, Any]]] = {}
+        self.invites: dict[str, Any] = {}
+
+    async def step(self, timeout: int = 500) -> None:
+        resp = await self.client.sync(self.since, timeout=timeout)
+        self.since = resp["next_batch"]
+        for room_id, room in resp["rooms"]["join"].items():
+            self.timeline.setdefault(room_id, []).extend(room["timeline"]["events"])
+            self.ephemeral.setdefault(room_id, []).extend(room.get("ephemeral", {}).get("events", []))
+        self.invites.update(resp["rooms"]["invite"])
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError("sync condition not met in time")
+            await self.step()
+
+    def bodies(self, room_id: str) -> list[str]:
+        return [e["content"].get("body") for e in self.timeline.get(room_id, []) if e["type"] == "m.room.message"]
+
+    def has_member(self, room_id: str, user_id: str, membership: str) -> bool:
+        return any(
+            e["type"] == "m.room.member" and e.get("state_key") == user_id and e["content"].get("membership") == membership
+            for e in self.timeline.get(room_id, [])
+        )
+
+
+async def sleep(seconds: float) -> None:
+    await task.deferLater(reactor, seconds, lambda: None)
+
+
+class TwoWsprRoomsTest(unittest.TestCase):
+    timeout = 120
+
+    async def test_invite_join_chat_typing_receipts_leave(self) -> None:
+        a = await start_federating(self)
+        b = await start_federating(self)
+        alice = await MatrixClient.register(a.base_url, "alice")
+        bob = await MatrixClient.register(b.base_url, "bob")
+        room_id = (await alice.post("/createRoom", {"preset": "private_chat", "name": "fed room"}))["room_id"]
+        await alice.post(f"/rooms/{quote(room_id)}/invite", {"user_id": bob.user_id})
+
+        bob_sync = SyncWatcher(bob)
+        await bob_sync.until(lambda: room_id in bob_sync.invites)
+        invite_state = bob_sync.invites[room_id]["invite_state"]["events"]
+        self.assertIn("m.room.name", {e["type"] for e in invite_state})
+
+        t0 = time.monotonic()
+        await bob.post(f"/join/{quote(room_id)}")
+        join_ms = (time.monotonic() - t0) * 1000
+        alice_sync = SyncWatcher(alice)
+        await alice_sync.until(lambda: alice_sync.has_member(room_id, bob.user_id, "join"))
+
+        for i in range(5):
+            await alice.send_message(room_id, f"from alice {i}")
+            await bob.send_message(room_id, f"from bob {i}")
+        expected = {f"from alice {i}" for i in range(5)} | {f"from bob {i}" for i in range(5)}
+        await alice_sync.until(lambda: expected <= set(alice_sync.bodies(room_id)))
+        await bob_sync.until(lambda: expected <= set(bob_sync.bodies(room_id)))
+
+        # typing and receipts cross
+        await alice.put(f"/rooms/{quote(room_id)}/typing/{quote(alice.user_id)}", {"typing": True, "timeout": 20000})
+        await bob_sync.until(
+            lambda: any(
+                e["type"] == "m.typing" and alice.user_id in e["content"].get("user_ids", [])
+                for e in bob_sync.ephemeral.get(room_id, [])
+            )
+        )
+        last = bob_sync.timeline[room_id][-1]["event_id"]
+        await bob.post(f"/rooms/{quote(room_id)}/receipt/m.read/{quote(last)}", {})
+        await alice_sync.until(
+            lambda: any(
+                e["type"] == "m.receipt" and last in e["content"] for e in alice_sync.ephemeral.get(room_id, [])
+            )
+        )
+
+        await bob.post(f"/rooms/{quote(room_id)}/leave")
+        await alice_sync.until(lambda: alice_sync.has_member(room_id, bob.user_id, "leave"))
+        # Both servers agree on the room's state.
+        self.assertEqual(a.hs.rooms._rooms[room_id].state, b.hs.rooms._rooms[room_id].state)
+        print(f"\n  join over federation: {join_ms:.0f} ms")
+
+    async def test_join_by_alias_with_backfill(self) -> None:
+        a = await start_federating(self)
+        b = await start_federating(self)
+        alice = await MatrixClient.register(a.base_url, "alice")
+        bob = await MatrixClient.register(b.base_url, "bob")
+        room_id = (await bob.post("/createRoom", {"preset": "public_chat", "room_alias_name": "lobby"}))["room_id"]
+        for i in range(30):
+            await bob.send_message(room_id, f"history {i}")
+        alias = f"#lobby:{b.server_name}"
+        joined = await alice.post(f"/join/{quote(alias)}")
+        self.assertEqual(joined["room_id"], room_id)
+
+        # The room is usable at once: state, sending, receiving.
+        state = await alice.get(f"/rooms/{quote(room_id)}/state")
+        self.assertIn("m.room.create", {e["type"] for e in state})
+        await alice.send_message(room_id, "hello from A")
+        bob_sync = SyncWatcher(bob)
+        await bob_sync.until(lambda: "hello from A" in bob_sync.bodies(room_id))
+        await bob.send_message(room_id, "hello from B")
+        alice_sync = SyncWatcher(alice)
+        await alice_sync.until(lambda: "hello from B" in alice_sync.bodies(room_id))
+
+        # History from before the join comes with /messages (backfilled from B).
+        seen: list[str] = []
+        token = None
+        for _ in range(10):
+            path = f"/rooms/{quote(room_id)}/messages?dir=b&limit=20" + (f"&from={quote(token)}" if token else "")
+            page = await alice.get(path)
+            seen += [e["content"].get("body") for e in page["chunk"] if e["type"] == "m.room.message"]
+            if "end" not in page:
+                break
+            token = page["end"]
+        for i in range(30):
+            self.assertIn(f"history {i}", seen)
+        types = set()
+        # the create event is part of the backfilled timeline too
+        page = await alice.get(f"/rooms/{quote(room_id)}/messages?dir=b&limit=200")
+        types = {e["type"] for e in page["chunk"]}
+        self.assertIn("m.room.create", types)
+        # none of it showed up in /sync as new
+        self.assertNotIn("history 0", alice_sync.bodies(room_id))
