@@ -98,6 +98,15 @@ class TwoWsprRoomsTest(unittest.TestCase):
             )
         )
 
+        # typing stops on both servers (no timers left behind)
+        await alice.put(f"/rooms/{quote(room_id)}/typing/{quote(alice.user_id)}", {"typing": False})
+        await bob_sync.until(
+            lambda: any(
+                e["type"] == "m.typing" and e["content"].get("user_ids") == []
+                for e in bob_sync.ephemeral.get(room_id, [])
+            )
+        )
+
         await bob.post(f"/rooms/{quote(room_id)}/leave")
         await alice_sync.until(lambda: alice_sync.has_member(room_id, bob.user_id, "leave"))
         # Both servers agree on the room's state.
