@@ -72,7 +72,12 @@ def check_size_limits(event: Mapping[str, Any]) -> None:
 
 def check_pdu_format(event: Mapping[str, Any], room_version: RoomVersion | str) -> None:
     """Raise EventFormatError unless `event` is a well-formed PDU for the room
-    version.  A locally attached `event_id` is tolerated (and checked)."""
+    version.  A locally attached `event_id` is tolerated (and checked).
+
+    Strict where Synapse's PDU parsing is strict (so we drop what it drops)
+    and lenient where it defers to later checks (missing `hashes.sha256` ->
+    redaction; missing signatures -> signature check).
+    """
     rv = get_room_version(room_version)
     if not isinstance(event, Mapping):
         raise EventFormatError("PDU is not an object")
@@ -86,9 +91,15 @@ def check_pdu_format(event: Mapping[str, Any], room_version: RoomVersion | str) 
     if not 0 <= depth <= MAX_DEPTH:
         raise EventFormatError("depth out of range")
     hashes = _require(event, "hashes", Mapping)
-    if not isinstance(hashes.get("sha256"), str):
-        raise EventFormatError("hashes.sha256 missing")
-    signatures = _require(event, "signatures", Mapping)
+    # A missing sha256 is not a format error: the content hash check fails and
+    # the event is redacted instead (as Synapse does).  A non-string one is.
+    if "sha256" in hashes and not isinstance(hashes["sha256"], str):
+        raise EventFormatError("hashes.sha256 must be a string")
+    # Missing signatures fail signature verification later; malformed ones
+    # are a format error (Synapse cannot parse them either).
+    signatures = event.get("signatures", {})
+    if not isinstance(signatures, Mapping):
+        raise EventFormatError("signatures must be an object")
     for server, sigs in signatures.items():
         if not isinstance(sigs, Mapping) or not all(isinstance(s, str) for s in sigs.values()):
             raise EventFormatError(f"Malformed signatures for {server!r}")
@@ -119,10 +130,8 @@ def check_pdu_format(event: Mapping[str, Any], room_version: RoomVersion | str) 
         if count > limit:
             raise EventFormatError(f"Too many {key}")
 
-    if event_type == "m.room.redaction":
-        redacts = event["content"].get("redacts") if rv.updated_redaction_rules else event.get("redacts")
-        if redacts is not None and not isinstance(redacts, str):
-            raise EventFormatError("redacts must be an event id")
+    # A malformed `redacts` is not checked here: Synapse accepts such a
+    # redaction (it just redacts nothing), so dropping it would fork us off.
 
     if rv.strict_canonical_json:
         try:
