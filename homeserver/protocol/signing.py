@@ -137,6 +137,9 @@ def verify_json(obj: Mapping[str, Any], server_name: str, verify_key: VerifyKey)
         signedjson.sign.verify_signed_json(dict(obj), server_name, verify_key)
     except SignatureVerifyException as e:
         raise SignatureError(str(e)) from e
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        # Malformed `signatures` (e.g. a list) from a remote: just unsigned.
+        raise SignatureError(f"Malformed signatures: {e}") from e
 
 
 # --- events -----------------------------------------------------------------
@@ -186,11 +189,7 @@ def verify_event_signature(
     room version 4+ event would be covered by the check and fail it.
     """
     rv = get_room_version(room_version)
-    redacted = redact_event(event, rv)
-    try:
-        signedjson.sign.verify_signed_json(redacted, server_name, verify_key)
-    except SignatureVerifyException as e:
-        raise SignatureError(str(e)) from e
+    verify_json(redact_event(event, rv), server_name, verify_key)
 
 
 def verify_json_with_keys(

@@ -533,3 +533,15 @@ class MultiKeyVerificationTests(unittest.TestCase):
         tampered = dict(cosigned, content=dict(cosigned["content"], membership="leave"))
         with self.assertRaises(signing.SignatureError):
             signing.verify_event_signatures(tampered, "11", keys)
+
+
+class MalformedSignatureTests(unittest.TestCase):
+    def test_malformed_signatures_are_signature_errors(self) -> None:
+        vk = signing.get_verify_key(spec_signing_key())
+        for sigs in ([], {"domain": []}, {"domain": {"ed25519:1": 5}}, {"domain": {"ed25519:1": "!!!"}}, "x"):
+            with self.assertRaises(signing.SignatureError, msg=repr(sigs)):
+                signing.verify_json({"a": 1, "signatures": sigs}, "domain", vk)
+            with self.assertRaises(signing.SignatureError, msg=repr(sigs)):
+                signing.verify_event_signature({"type": "x", "content": {}, "signatures": sigs}, "11", "domain", vk)
+        with self.assertRaises(signing.SignatureError):
+            signing.verify_json({"a": 1}, "domain", vk)
