@@ -19,7 +19,7 @@ class RelationsHandler:
         self.store = hs.store
 
     async def bundled_aggregations(self, requester: "Requester | None", events: list[Event]) -> dict[str, dict[str, Any]]:
-        ids = [e.event_id for e in events if not e.redacted_by and not e.is_state]
+        ids = [e.event_id for e in events if not e.redacted_by and not e.is_state and self.store.may_have_relations(e)]
         summaries = await self.store.get_relation_summaries(ids)
         if not summaries:
             return {}

@@ -156,9 +156,13 @@ class SyncHandler:
                 joined[room_id] = self._empty_joined_room()
                 joined[room_id]["account_data"] = {"events": items}
 
-        to_device, to_device_pos = await self.store.get_to_device_messages(
-            user_id, requester.device_id, up_to, TO_DEVICE_LIMIT
-        )
+        to_device: list[dict[str, Any]] = []
+        to_device_pos = 0
+        acked = since.to_device if since else 0
+        if self.store.to_device_changes.changed_since((user_id, requester.device_id), acked):
+            to_device, to_device_pos = await self.store.get_to_device_messages(
+                user_id, requester.device_id, up_to, TO_DEVICE_LIMIT
+            )
         if not to_device:
             to_device_pos = since.to_device if since and since.to_device > up_to else up_to
         presence = []

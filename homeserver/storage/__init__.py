@@ -46,6 +46,7 @@ class DataStore(
         self.device_list_changes = StreamChangeCache()  # by user
         self.membership_changes = StreamChangeCache()  # by local user
         self.room_member_changes = StreamChangeCache()  # by room
+        self.to_device_changes = StreamChangeCache()  # by (user, device)
 
     def set_change_floor(self, position: int) -> None:
         """Called at start with the current stream position: earlier changes are unknown."""
@@ -56,8 +57,10 @@ class DataStore(
             self.device_list_changes,
             self.membership_changes,
             self.room_member_changes,
+            self.to_device_changes,
         ):
             cache.floor = cache.max = position
+        self.relations_floor = position
 
 
 __all__ = ["DataStore", "Database", "prepare_database"]

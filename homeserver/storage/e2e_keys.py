@@ -441,7 +441,12 @@ class E2EKeysStore:
             )
             return True
 
-        return await self.db.write(txn_fn, name="to_device_add")
+        queued = await self.db.write(txn_fn, name="to_device_add")
+        if queued:
+            # /sync skips the to-device query for devices with nothing new (storage/change_cache.py).
+            for stream_id, user_id, device_id, _ in rows:
+                self.to_device_changes.mark((user_id, device_id), stream_id)  # type: ignore[attr-defined]
+        return queued
 
     async def to_device_txn_seen(self, txn_key: tuple[str, str, str]) -> bool:
         return (

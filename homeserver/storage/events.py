@@ -102,6 +102,11 @@ class EventsStore:
     def _init_event_caches(self) -> None:
         self._event_cache: _LRU = _LRU(50_000)
         self._state_group_cache: _LRU = _LRU(2_000)
+        # Events that something relates to, among those persisted since start-up; events at
+        # or before relations_floor (older, or backfilled with negative positions) may have
+        # relations we have not seen, and are looked up.
+        self.relation_targets: set[str] = set()
+        self.relations_floor = 2**62
 
     # -- writing -------------------------------------------------------------
 
@@ -111,6 +116,14 @@ class EventsStore:
             self._event_cache.put(ev.event_id, ev)
         for m in batch.local_memberships:
             self.membership_changes.mark(m.user_id, m.stream_ordering)  # type: ignore[attr-defined]
+        for ev in batch.events:
+            rel = ev.relation()
+            if rel is not None:
+                self.relation_targets.add(rel[0])
+        if len(self.relation_targets) > 200_000:
+            # Bound the memory: forget, and look up everything persisted so far instead.
+            self.relation_targets.clear()
+            self.relations_floor = max((e.stream_ordering for e in batch.events), default=self.relations_floor)
         for room_id, changes in batch.current_state.items():
             if any(t == "m.room.member" for t, _ in changes):
                 top = max((e.stream_ordering for e in batch.events if e.room_id == room_id), default=0)
@@ -429,6 +442,11 @@ class EventsStore:
         ids = await self.db.read(txn_fn, name="get_relations")
         events = await self.get_events(ids)
         return [events[i] for i in ids if i in events]
+
+    def may_have_relations(self, event: Event) -> bool:
+        """False only when no event relating to this one can exist: it was persisted after
+        start-up (so every relation to it went through ``relation_targets``) and has none."""
+        return event.stream_ordering <= self.relations_floor or event.event_id in self.relation_targets
 
     async def get_relation_summaries(self, event_ids: list[str]) -> dict[str, list[tuple[str, str, str]]]:
         """For each event: (rel_type, relating event id, type) of events relating to it."""

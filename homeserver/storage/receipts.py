@@ -78,6 +78,8 @@ class ToDeviceStore:
             ),
             name="add_to_device",
         )
+        for stream_id, user_id, device_id, _ in rows:
+            self.to_device_changes.mark((user_id, device_id), stream_id)  # type: ignore[attr-defined]
 
     async def get_to_device_messages(self, user_id: str, device_id: str, up_to: int, limit: int = 100) -> tuple[list[dict], int]:
         """Undelivered messages for the device in order, and the stream id of the last one."""
