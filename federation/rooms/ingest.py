@@ -36,6 +36,7 @@ from homeserver.events.event import Event
 from homeserver.handlers.room_events import RemoteEvent, RoomInfo, Snapshot
 from homeserver.http.errors import MatrixError
 from homeserver.protocol import auth_rules
+from homeserver.protocol.event_ids import compute_event_id
 from homeserver.protocol.room_versions import RoomVersion
 from homeserver.protocol.state_resolution_v2 import resolve_state, separate_state_sets
 from homeserver.storage.events import StateMap
@@ -174,6 +175,10 @@ class FederationEventHandler:
                 ev = parse_pdu(raw, room.version)
             except InvalidPdu as e:
                 logger.info("dropping malformed PDU from %s: %s", origin, e)
+                try:  # answer for it when it has an id at all
+                    results[compute_event_id({k: v for k, v in raw.items() if k != "unsigned"}, room.version)] = str(e)
+                except Exception:
+                    pass
                 continue
             if room_id not in acl_ok:
                 acl_ok[room_id] = server_acl_allows(await room_acl_content(self.hs, room_id), origin)
