@@ -50,6 +50,9 @@ class _Destination:
     retry_interval_ms: int = 0
     memory_edus: list[dict[str, Any]] = field(default_factory=list)
     running: bool = False
+    # Set by a failure, cleared by the next delivered transaction: the destination
+    # missed things and gets the catch-up treatment.
+    catching_up: bool = False
     dirty: bool = False
     timer: Any = None
 
@@ -82,6 +85,7 @@ class FederationSender:
         for name, (last, interval) in (await self.store.get_destination_retries()).items():
             d = self._dest(name)
             d.retry_last_ts, d.retry_interval_ms = last, interval
+            d.catching_up = interval > 0
         for name in await self.store.outbox_destinations():
             self._wake(name)
 
@@ -184,6 +188,7 @@ class FederationSender:
         else:
             d.retry_interval_ms = min(d.retry_interval_ms * 2, self.max_retry_ms)
         d.retry_last_ts = now_ms()
+        d.catching_up = True
         self._track(self.store.set_destination_retry(d.name, d.retry_last_ts, d.retry_interval_ms))
         # Stale typing/presence is not worth delivering late.
         d.memory_edus.clear()
@@ -226,7 +231,7 @@ class FederationSender:
                 d.dirty = False
                 if d.in_backoff(now_ms()):
                     break
-                if d.retry_interval_ms > 0:
+                if d.catching_up:
                     # First attempt after an outage: don't replay a long backlog.
                     pdus, _ = await self.store.count_outbox(d.name)
                     if pdus > MAX_PDUS_PER_TXN:
@@ -292,6 +297,7 @@ class FederationSender:
             self._notify(d.name, body, False)
             return False
         self._reset_backoff(d)
+        d.catching_up = False
         TXNS_SENT.labels("ok").inc()
         results = resp.get("pdus") if isinstance(resp, dict) else None
         if isinstance(results, dict):
