@@ -471,7 +471,8 @@ def _check_create(event: Mapping[str, Any], rv: RoomVersion) -> None:
         if not isinstance(room_id, str) or _domain(room_id) != _domain(sender):
             raise AuthError("Creation event's room_id domain does not match sender's")
     # Absent means room version "1" (Synapse), which is recognised.
-    if content.get("room_version", "1") not in SPEC_ROOM_VERSION_IDENTIFIERS:
+    claimed_version = content.get("room_version", "1")
+    if not isinstance(claimed_version, str) or claimed_version not in SPEC_ROOM_VERSION_IDENTIFIERS:
         raise AuthError(f"Create event has unsupported room version {content.get('room_version')!r}")
     if not rv.implicit_room_creator and "creator" not in content:
         raise AuthError("Create event lacks a 'creator' property")

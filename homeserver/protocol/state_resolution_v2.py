@@ -141,7 +141,9 @@ class _Resolver:
         if event is None:
             ids: tuple[str, ...] = ()
         else:
-            listed = event.get("auth_events") or ()
+            listed = event.get("auth_events")
+            if not isinstance(listed, (list, tuple)):
+                listed = ()
             ids = tuple(a for a in listed if isinstance(a, str))
             if self.rv.room_id_from_create_event and not (
                 event.get("type") == "m.room.create" and event.get("state_key") == ""
@@ -271,6 +273,8 @@ class _Resolver:
                 pl_event = auth_event
             elif auth_event.get("type") == "m.room.create":
                 create_event = auth_event
+        if not isinstance(sender, str):
+            return 0
         if self.rv.creators_have_infinite_power and sender in get_room_creators(create_event, self.rv):
             return CREATOR_POWER_LEVEL
         if pl_event is None:
@@ -310,14 +314,18 @@ class _Resolver:
         resolved = dict(base_state)
         for event_id in event_ids:
             event = self.event_map[event_id]
-            if "state_key" not in event or self.is_rejected(event_id):
-                # Do not admit previously rejected events into state.
+            etype, state_key = event.get("type"), event.get("state_key")
+            if not isinstance(etype, str) or not isinstance(state_key, str) or self.is_rejected(event_id):
+                # Not state (or malformed), or rejected: never admitted.
                 continue
             auth_events: dict[StateKey, Mapping[str, Any]] = {}
             for auth_id in self.auth_ids(event_id):
                 auth_event = self.event_map.get(auth_id)
-                if auth_event is not None and not self.is_rejected(auth_id):
-                    auth_events[(auth_event.get("type"), auth_event.get("state_key"))] = auth_event  # type: ignore[index]
+                if auth_event is None or self.is_rejected(auth_id):
+                    continue
+                key = (auth_event.get("type"), auth_event.get("state_key"))
+                if isinstance(key[0], str) and isinstance(key[1], str):
+                    auth_events[key] = auth_event  # type: ignore[index]
             for key in auth_state_keys_for_event(event, self.rv):
                 state_id = resolved.get(key)
                 if state_id is not None and not self.is_rejected(state_id):
@@ -328,7 +336,7 @@ class _Resolver:
                 check_auth_rules(event, auth_events, self.rv, state_dependent_only=True)
             except AuthError:
                 continue
-            resolved[(event["type"], event["state_key"])] = event_id
+            resolved[(etype, state_key)] = event_id
         return resolved
 
     def mainline_sort(self, event_ids: list[str], resolved_pl_id: str | None) -> list[str]:

@@ -61,9 +61,10 @@ class CreateEventTests(AuthTestCase):
     def test_room_version_property(self) -> None:
         for v in ALL_VERSIONS:
             create = copy.deepcopy(Room(v).create)
-            create["content"]["room_version"] = "99"
-            with self.assertRaises(AuthError):
-                self._check_create(v, create)
+            for bad in ("99", 10, ["10"], None):
+                create["content"]["room_version"] = bad
+                with self.assertRaises(AuthError, msg=repr(bad)):
+                    self._check_create(v, create)
             # Every spec'd version is "recognised", and absence means "1".
             create["content"]["room_version"] = "9"
             self._check_create(v, create)

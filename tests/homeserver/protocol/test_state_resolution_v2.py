@@ -461,3 +461,35 @@ class AuthChainTests(unittest.TestCase):
             # those by Alice's join.
             self.assertEqual(chain, {eid("CREATE"), eid("IPOWER"), eid("IJR"), eid("IMA")}, version)
             self.assertEqual(sr.get_auth_chain([eid("CREATE")], graph.event_map, version), set())
+
+
+class RobustnessTests(unittest.TestCase):
+    def test_corrupt_events_do_not_crash_resolution(self) -> None:
+        """A malformed event that slipped into the event map must not wedge
+        state resolution for the whole room."""
+        import copy
+        import random
+
+        junk: list[Any] = [None, 1, "x", [], {}, True, [1, "a"], {"@x:y": "z"}, ["$missing"], {"membership": []}]
+        rng = random.Random(7)
+        for version in ("10", "11", "12"):
+            def nodes(v: str) -> list[Node]:
+                return [
+                    Node("PA", ALICE, "m.room.power_levels", "", {"users": pl_users(v, {ALICE: 100, BOB: 50})}),
+                    Node("MB", ALICE, "m.room.member", BOB, {"membership": "ban"}),
+                    Node("PB", BOB, "m.room.power_levels", "", {"users": pl_users(v, {ALICE: 100, BOB: 50})}),
+                    Node("T1", BOB, "m.room.topic", "", {}),
+                ]
+            graph = Graph(version, nodes(version), [["END", "MB", "PA", "START"], ["END", "T1", "PB", "PA"]])
+            sets = [graph.state_after["MB"], graph.state_after["T1"]]
+            ids = sorted(graph.event_map)
+            for _ in range(200):
+                event_map = {k: copy.deepcopy(v) for k, v in graph.event_map.items()}
+                for _ in range(2):
+                    event = event_map[rng.choice(ids)]
+                    event[rng.choice(["content", "auth_events", "sender", "origin_server_ts", "state_key", "type"])] = rng.choice(junk)
+                resolved = sr.resolve_state(version, sets, event_map)
+                for key, value in resolved.items():
+                    self.assertIsInstance(key[0], str)
+                    self.assertIsInstance(key[1], str)
+                    self.assertIsInstance(value, str)
