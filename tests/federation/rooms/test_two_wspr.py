@@ -27,10 +27,11 @@ class SyncWatcher:
     async def step(self, timeout: int = 500) -> None:
         resp = await self.client.sync(self.since, timeout=timeout)
         self.since = resp["next_batch"]
-        for room_id, room in resp["rooms"]["join"].items():
-            self.timeline.setdefault(room_id, []).extend(room["timeline"]["events"])
+        rooms = resp.get("rooms", {})  # Synapse leaves empty sections out
+        for room_id, room in rooms.get("join", {}).items():
+            self.timeline.setdefault(room_id, []).extend(room.get("timeline", {}).get("events", []))
             self.ephemeral.setdefault(room_id, []).extend(room.get("ephemeral", {}).get("events", []))
-        self.invites.update(resp["rooms"]["invite"])
+        self.invites.update(rooms.get("invite", {}))
 
     async def until(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
