@@ -1,0 +1,161 @@
+"""Media endpoints: upload/create under /_matrix/media, authenticated download and
+thumbnails under /_matrix/client/v1/media, the deprecated unauthenticated
+/_matrix/media/v3 download/thumbnail (still served, as Synapse does), and the
+federation /media/download and /media/thumbnail endpoints."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from twisted.web.server import Request
+
+from homeserver.http.errors import MatrixError, NotFound, TooLarge
+from homeserver.http.request import parse_boolean, parse_integer, parse_string, read_body
+from homeserver.http.server import RawResponse, Router
+from homeserver.media.handler import MediaContent
+from homeserver.media.headers import media_headers
+
+if TYPE_CHECKING:
+    from homeserver.app import HomeServer
+
+logger = logging.getLogger(__name__)
+
+MEDIA_LEGACY = ["/_matrix/media/v3", "/_matrix/media/r0", "/_matrix/media/v1"]
+MEDIA_CLIENT = ["/_matrix/client/v1/media"]
+SERVER_MEDIA = "/(?P<server_name>[^/]+)/(?P<media_id>[^/]+)"
+_SERVER_NAME = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+)(:[0-9]{1,5})?$")
+
+
+def _check_server_name(server_name: str) -> None:
+    if not _SERVER_NAME.match(server_name):
+        raise NotFound("Unknown media")
+
+
+def _upload_params(request: Request, max_size: int) -> tuple[bytes, str | None, str | None]:
+    length = request.getHeader(b"Content-Length")
+    if length is not None:
+        try:
+            if int(length) > max_size:
+                raise TooLarge(f"Cannot upload files larger than {max_size} bytes")
+        except ValueError:
+            raise MatrixError(400, "M_INVALID_PARAM", "Invalid Content-Length") from None
+    # The declared length is only a hint: what counts is what was actually sent.
+    data = read_body(request, max_size)
+    raw_type = request.getHeader(b"Content-Type")
+    content_type = raw_type.decode("utf-8", "replace").strip() if raw_type else None
+    filename = parse_string(request, "filename")
+    return data, content_type or None, filename or None
+
+
+def _response(content: MediaContent, filename: str | None, authenticated: bool) -> RawResponse:
+    return RawResponse(200, content.data, media_headers(content.content_type, filename or content.upload_name, authenticated))
+
+
+def register(hs: "HomeServer", router: Router) -> None:
+    media = hs.media
+    max_size = hs.config.media.max_upload_size
+
+    async def upload(request: Request) -> tuple[int, Any]:
+        requester = await hs.auth.get_user_by_req(request)
+        data, content_type, filename = _upload_params(request, max_size)
+        return 200, {"content_uri": await media.upload(requester, data, content_type, filename)}
+
+    async def upload_to(request: Request, server_name: str, media_id: str) -> tuple[int, Any]:
+        requester = await hs.auth.get_user_by_req(request)
+        data, content_type, filename = _upload_params(request, max_size)
+        await media.upload_to(requester, server_name, media_id, data, content_type, filename)
+        return 200, {}
+
+    async def create(request: Request) -> tuple[int, Any]:
+        requester = await hs.auth.get_user_by_req(request)
+        return 200, await media.create(requester)
+
+    async def config(request: Request) -> tuple[int, Any]:
+        await hs.auth.get_user_by_req(request, allow_guest=True)
+        return 200, media.config()
+
+    async def preview_url(request: Request) -> tuple[int, Any]:
+        await hs.auth.get_user_by_req(request, allow_guest=True)
+        raise MatrixError(404, "M_UNRECOGNIZED", "URL previews are not supported by this server")
+
+    def download_handler(authenticated: bool) -> Any:
+        async def download(request: Request, server_name: str, media_id: str, file_name: str | None = None) -> RawResponse:
+            if authenticated:
+                await hs.auth.get_user_by_req(request, allow_guest=True)
+            _check_server_name(server_name)
+            timeout_ms = parse_integer(request, "timeout_ms")
+            allow_remote = parse_boolean(request, "allow_remote", default=True)
+            content = await media.get_content(server_name, media_id, timeout_ms, allow_remote)
+            return _response(content, file_name, authenticated)
+
+        return download
+
+    def thumbnail_handler(authenticated: bool) -> Any:
+        async def thumbnail(request: Request, server_name: str, media_id: str) -> RawResponse:
+            if authenticated:
+                await hs.auth.get_user_by_req(request, allow_guest=True)
+            _check_server_name(server_name)
+            width = parse_integer(request, "width", required=True)
+            height = parse_integer(request, "height", required=True)
+            method = parse_string(request, "method", default="scale", allowed=("crop", "scale"))
+            parse_boolean(request, "animated", default=False)  # static thumbnails only
+            timeout_ms = parse_integer(request, "timeout_ms")
+            allow_remote = parse_boolean(request, "allow_remote", default=True)
+            content = await media.get_thumbnail(
+                server_name, media_id, width, height, method or "scale", timeout_ms, allow_remote  # type: ignore[arg-type]
+            )
+            return _response(content, None, authenticated)
+
+        return thumbnail
+
+    router.register_prefixes("POST", MEDIA_LEGACY, "/upload", upload)
+    router.register_prefixes("PUT", MEDIA_LEGACY, "/upload" + SERVER_MEDIA, upload_to)
+    router.register("POST", "/_matrix/media/v1/create", create)
+    for prefixes, authed in ((MEDIA_CLIENT, True), (MEDIA_LEGACY, False)):
+        download = download_handler(authed)
+        router.register_prefixes("GET", prefixes, "/download" + SERVER_MEDIA, download)
+        router.register_prefixes("GET", prefixes, "/download" + SERVER_MEDIA + "/(?P<file_name>[^/]+)", download)
+        router.register_prefixes("GET", prefixes, "/thumbnail" + SERVER_MEDIA, thumbnail_handler(authed))
+        router.register_prefixes("GET", prefixes, "/config", config)
+        router.register_prefixes("GET", prefixes, "/preview_url", preview_url)
+    register_federation(hs)
+
+
+def register_federation(hs: "HomeServer") -> None:
+    """Serves our media to other servers (multipart/mixed: JSON metadata, then the file)."""
+    try:
+        from federation.transport.server import authenticated
+    except ImportError:  # a build without federation
+        return
+    media = hs.media
+
+    def multipart(content: MediaContent) -> RawResponse:
+        boundary = secrets.token_hex(16)
+        headers = media_headers(content.content_type, content.upload_name, authenticated=True)
+        part_headers = "".join(f"{k}: {headers[k]}\r\n" for k in ("Content-Type", "Content-Disposition"))
+        body = (
+            f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{{}}\r\n"
+            f"--{boundary}\r\n{part_headers}\r\n"
+        ).encode("utf-8") + content.data + f"\r\n--{boundary}--\r\n".encode("utf-8")
+        return RawResponse(200, body, {"Content-Type": f"multipart/mixed; boundary={boundary}"})
+
+    async def fed_download(request: Request, origin: str, media_id: str) -> RawResponse:
+        timeout_ms = parse_integer(request, "timeout_ms")
+        return multipart(await media.get_content(hs.server_name, media_id, timeout_ms, allow_remote=False))
+
+    async def fed_thumbnail(request: Request, origin: str, media_id: str) -> RawResponse:
+        width = parse_integer(request, "width", required=True)
+        height = parse_integer(request, "height", required=True)
+        method = parse_string(request, "method", default="scale", allowed=("crop", "scale"))
+        timeout_ms = parse_integer(request, "timeout_ms")
+        content = await media.get_thumbnail(
+            hs.server_name, media_id, width, height, method or "scale", timeout_ms, allow_remote=False  # type: ignore[arg-type]
+        )
+        return multipart(content)
+
+    prefix = "/_matrix/federation/v1/media"
+    hs.federation_router.register("GET", prefix + "/download/(?P<media_id>[^/]+)", authenticated(hs, fed_download))
+    hs.federation_router.register("GET", prefix + "/thumbnail/(?P<media_id>[^/]+)", authenticated(hs, fed_thumbnail))
