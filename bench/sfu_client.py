@@ -20,7 +20,7 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSess
 from aiortc.rtp import RtpPacket
 from livekit.protocol import models, rtc
 
-from media_sfu.aiortc_tap import ForwardingSender, ReceiverTap, SilentTrack
+from media_sfu.aiortc_tap import ForwardingSender, SilentTrack
 
 MAGIC = 0x10  # VP8 payload descriptor: start of partition, partition 0
 MAX_PAYLOAD = 1100
@@ -111,15 +111,16 @@ class SyntheticClient:
         assert self.sub is not None
         for t in self.sub.getTransceivers():
             if t.receiver.track is track:
-                ReceiverTap(t.receiver, self._on_rx)
+                # count only: no jitter buffer, decoder, NACK or REMB work in the load generator
+                t.receiver._handle_rtp_packet = self._on_rx
                 self.subscribed_tracks += 1
 
-    async def _on_rx(self, packet: RtpPacket, codec) -> None:
+    async def _on_rx(self, packet: RtpPacket, arrival_time_ms: int = 0) -> None:
         rx = self.rx
         rx.packets += 1
         rx.bytes += len(packet.payload)
         p = packet.payload
-        if self.video_payloads is None and len(p) >= 9 and p[0] == MAGIC and codec.mimeType == "video/VP8":
+        if self.video_payloads is None and len(p) >= 9 and p[0] == MAGIC:
             rx.latencies.append(time.time() - struct.unpack_from("!d", p, 1)[0])
 
     async def publish(self) -> None:
