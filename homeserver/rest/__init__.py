@@ -21,6 +21,7 @@ def register_client_servlets(hs: "HomeServer", router: Router) -> None:
         filters,
         keys,
         matrixrtc,
+        media,
         presence,
         profile,
         push_rules,
