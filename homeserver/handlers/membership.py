@@ -95,6 +95,8 @@ class MembershipHandler:
             return room_id
         if room_id.split(":", 1)[-1] != self.hs.server_name and ":" in room_id:
             servers.append(server_of(room_id))
+        # The server that invited us knows the room (v12 room ids name no server).
+        servers += await self._remote_servers_for(requester.user_id, room_id)
         servers = [s for s in dict.fromkeys(servers) if s != self.hs.server_name]
         if self.remote_join is None or not servers:
             if room is not None:
