@@ -10,6 +10,7 @@ from homeserver.storage.e2e_room_keys import E2ERoomKeysStore
 from homeserver.storage.events import EventsStore, ThreadStore
 from homeserver.storage.federation_rooms import FederationRoomStore
 from homeserver.storage.federation import FederationStore
+from homeserver.storage.media import MediaStore
 from homeserver.storage.migrations import prepare_database
 from homeserver.storage.push import PushStore
 from homeserver.storage.receipts import PresenceStore, ReceiptStore, ToDeviceStore
