@@ -34,6 +34,7 @@ class DataStore(
     E2ERoomKeysStore,
     FederationStore,
     PushStore,
+    MediaStore,
 ):
     """All stores over one database. Each area's queries live in its own module."""
 
