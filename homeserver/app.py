@@ -186,3 +186,9 @@ def _push_service(hs: HomeServer) -> Any:
     from homeserver.handlers.push import PushHandler
 
     return PushHandler(hs)
+
+
+def _media_service(hs: HomeServer) -> Any:
+    from homeserver.media import MediaHandler
+
+    return MediaHandler(hs)
