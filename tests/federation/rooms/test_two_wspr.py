@@ -11,6 +11,7 @@ from twisted.internet import reactor, task
 from twisted.trial import unittest
 
 from tests.federation.helpers import start_federating
+from homeserver.http.errors import MatrixError
 from tests.support.wspr import MatrixClient
 
 
@@ -155,3 +156,116 @@ class TwoWsprRoomsTest(unittest.TestCase):
         self.assertIn("m.room.create", types)
         # none of it showed up in /sync as new
         self.assertNotIn("history 0", alice_sync.bodies(room_id))
+
+    async def test_v12_room_reject_invite_and_knock(self) -> None:
+        a = await start_federating(self)
+        b = await start_federating(self)
+        alice = await MatrixClient.register(a.base_url, "alice")
+        bob = await MatrixClient.register(b.base_url, "bob")
+        carol = await MatrixClient.register(b.base_url, "carol")
+        room_id = (await alice.post("/createRoom", {"preset": "private_chat", "room_version": "12"}))["room_id"]
+        self.assertNotIn(":", room_id)  # v12: the room id names no server
+        await alice.post(f"/rooms/{quote(room_id)}/invite", {"user_id": bob.user_id})
+        await alice.post(f"/rooms/{quote(room_id)}/invite", {"user_id": carol.user_id})
+        bob_sync, carol_sync = SyncWatcher(bob), SyncWatcher(carol)
+        await bob_sync.until(lambda: room_id in bob_sync.invites)
+        await carol_sync.until(lambda: room_id in carol_sync.invites)
+
+        # carol rejects her invite (make_leave / send_leave through the inviting server)
+        await carol.post(f"/rooms/{quote(room_id)}/leave")
+        alice_sync = SyncWatcher(alice)
+        await alice_sync.until(lambda: alice_sync.has_member(room_id, carol.user_id, "leave"))
+        memberships = await carol.get("/joined_rooms")
+        self.assertNotIn(room_id, memberships["joined_rooms"])
+
+        # bob joins the v12 room (through the inviter's server) and chats
+        await bob.post(f"/join/{quote(room_id)}")
+        await bob.send_message(room_id, "v12 hello")
+        await alice_sync.until(lambda: "v12 hello" in alice_sync.bodies(room_id))
+        await alice.send_message(room_id, "v12 reply")
+        await bob_sync.until(lambda: "v12 reply" in bob_sync.bodies(room_id))
+
+        # knocking: a knockable room on A, dave on B knocks, alice lets him in
+        dave = await MatrixClient.register(b.base_url, "dave")
+        knock_room = (await alice.post("/createRoom", {"preset": "private_chat"}))["room_id"]
+        await alice.put(f"/rooms/{quote(knock_room)}/state/m.room.join_rules/", {"join_rule": "knock"})
+        await dave.post(f"/knock/{quote(knock_room)}?server_name={quote(a.server_name)}", {"reason": "let me in"})
+        await alice_sync.until(lambda: alice_sync.has_member(knock_room, dave.user_id, "knock"))
+        await alice.post(f"/rooms/{quote(knock_room)}/invite", {"user_id": dave.user_id})
+        await dave.post(f"/join/{quote(knock_room)}")
+        await alice_sync.until(lambda: alice_sync.has_member(knock_room, dave.user_id, "join"))
+
+    async def test_server_acl_blocks_a_server(self) -> None:
+        from tests.federation.helpers import LOOPBACK_FEDERATION
+        from tests.support.synapse import free_port
+        from tests.support.wspr import start_homeserver
+
+        a = await start_federating(self)
+        port = free_port()
+        # ACLs match host names without the port: B needs a host name of its own
+        b = await start_homeserver(
+            self, server_name=f"localhost:{port}", federation_port=port, start_extras=True, federation=LOOPBACK_FEDERATION
+        )
+        alice = await MatrixClient.register(a.base_url, "alice")
+        bob = await MatrixClient.register(b.base_url, "bob")
+        room_id = (await alice.post("/createRoom", {"preset": "public_chat"}))["room_id"]
+        await bob.post(f"/join/{quote(room_id)}")
+        await bob.send_message(room_id, "before acl")
+        alice_sync = SyncWatcher(alice)
+        await alice_sync.until(lambda: "before acl" in alice_sync.bodies(room_id))
+        await alice.put(
+            f"/rooms/{quote(room_id)}/state/m.room.server_acl/",
+            {"allow": ["*"], "deny": ["localhost"], "allow_ip_literals": True},
+        )
+        await bob_sync_wait(b, room_id, ("m.room.server_acl", ""))
+        state_before = dict(a.hs.rooms._rooms[room_id].state)
+        # B's events are refused by A from now on
+        await bob.send_message(room_id, "after acl")
+        carol = await MatrixClient.register(b.base_url, "carol")
+        await carol.post(f"/join/{quote(room_id)}")  # B is in the room: a local join there
+        await sleep(1.0)
+        await alice_sync.step(timeout=0)
+        self.assertNotIn("after acl", alice_sync.bodies(room_id))
+        self.assertEqual(a.hs.rooms._rooms[room_id].state, state_before)
+        # and A refuses B's membership handshakes
+        with self.assertRaises(MatrixError) as cm:
+            await a.hs.federation_membership.on_make(b.server_name, "join", room_id, f"@dave:{b.server_name}", ["11"])
+        self.assertEqual(cm.exception.code, 403)
+        with self.assertRaises(MatrixError):
+            await a.hs.federation_history.on_backfill(b.server_name, room_id, [], 10)
+
+    async def test_join_room_with_many_state_events(self) -> None:
+        a = await start_federating(self)
+        b = await start_federating(self)
+        alice = await MatrixClient.register(a.base_url, "alice")
+        bob = await MatrixClient.register(b.base_url, "bob")
+        room_id = (await alice.post("/createRoom", {"preset": "public_chat"}))["room_id"]
+        n = 1000
+        from homeserver.handlers.room_events import EventSpec
+        from twisted.internet import defer
+
+        await defer.gatherResults(
+            [
+                defer.ensureDeferred(
+                    a.hs.rooms.send(room_id, EventSpec("org.example.item", alice.user_id, {"i": i}, state_key=f"k{i}"))
+                )
+                for i in range(n)
+            ]
+        )
+        t0 = time.monotonic()
+        await bob.post(f"/join/{quote(room_id)}")
+        join_s = time.monotonic() - t0
+        state = await bob.get(f"/rooms/{quote(room_id)}/state")
+        self.assertGreaterEqual(len(state), n)
+        await bob.send_message(room_id, "joined a big room")
+        alice_sync = SyncWatcher(alice)
+        await alice_sync.until(lambda: "joined a big room" in alice_sync.bodies(room_id))
+        print(f"\n  join of a room with {len(state)} state events: {join_s * 1000:.0f} ms")
+
+
+async def bob_sync_wait(server: Any, room_id: str, key: tuple[str, str], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while key not in server.hs.rooms._rooms[room_id].state:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{key} never reached {server.server_name}")
+        await sleep(0.05)
