@@ -214,7 +214,9 @@ class E2EKeysHandler:
                     continue
                 keys = dict(keys)
                 unsigned = {}
-                if display_name is not None:
+                # Device names stay on this server (Synapse's default,
+                # allow_device_name_lookup_over_federation: false).
+                if display_name is not None and from_user_id is not None:
                     unsigned["device_display_name"] = display_name
                 keys["unsigned"] = unsigned
                 out[device_id] = keys
@@ -564,9 +566,8 @@ class E2EKeysHandler:
         cross = (await self.store.e2e_get_cross_signing_keys([user_id])).get(user_id, {})
         current: dict[str, tuple[str, dict[str, Any]]] = {}
         for device_id, (keys, display_name) in devices.items():
+            # No device_display_name: names are not shared over federation (as in Synapse).
             content: dict[str, Any] = {"user_id": user_id, "device_id": device_id, "deleted": False}
-            if display_name is not None:
-                content["device_display_name"] = display_name
             if keys is not None:
                 content["keys"] = keys
             current[device_id] = (hashlib.sha256(_canonical(content).encode()).hexdigest(), content)
@@ -617,8 +618,6 @@ class E2EKeysHandler:
             entry: dict[str, Any] = {"device_id": device_id}
             if keys is not None:
                 entry["keys"] = keys
-            if display_name is not None:
-                entry["device_display_name"] = display_name
             out.append(entry)
         result: dict[str, Any] = {
             "user_id": user_id,
