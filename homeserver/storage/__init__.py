@@ -15,6 +15,7 @@ from homeserver.storage.migrations import prepare_database
 from homeserver.storage.push import PushStore
 from homeserver.storage.receipts import PresenceStore, ReceiptStore, ToDeviceStore
 from homeserver.storage.rooms import RoomStore
+from homeserver.storage.user_directory import UserDirectoryStore
 from homeserver.storage.users import DeviceListStore, UserStore
 
 
