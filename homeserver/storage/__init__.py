@@ -36,6 +36,7 @@ class DataStore(
     FederationStore,
     PushStore,
     MediaStore,
+    UserDirectoryStore,
 ):
     """All stores over one database. Each area's queries live in its own module."""
 
