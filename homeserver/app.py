@@ -192,3 +192,9 @@ def _media_service(hs: HomeServer) -> Any:
     from homeserver.media import MediaHandler
 
     return MediaHandler(hs)
+
+
+def _user_directory_service(hs: HomeServer) -> Any:
+    from homeserver.handlers.user_directory import UserDirectoryHandler
+
+    return UserDirectoryHandler(hs)
