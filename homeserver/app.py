@@ -99,6 +99,7 @@ class HomeServer:
         self.openid = OpenIdHandler(self)
         self.push = _push_service(self)
         self.media = _media_service(self)
+        self.user_directory = _user_directory_service(self)
         self.e2e_keys, self.to_device, self.room_keys = _e2e_services(self)
         self.call_tokens = CallTokenHandler(self)
         self.sfu_process = SFUProcess(self)
