@@ -29,6 +29,7 @@ def register_client_servlets(hs: "HomeServer", router: Router) -> None:
         rooms,
         sync,
         to_device,
+        user_directory,
         versions,
     )
 
