@@ -38,6 +38,9 @@ class FederationHistory:
     def __init__(self, hs: "HomeServer") -> None:
         self.hs = hs
         self.store = hs.store
+        # Rooms whose whole history we hold (no event with missing prev events): /messages
+        # reaching their start needs no database walk nor network.
+        self.history_complete: set[str] = set()
 
     # -- who may see what ----------------------------------------------------------
 
@@ -167,13 +170,18 @@ class FederationHistory:
     # -- fetching (client /messages ran out of history) ------------------------------------
 
     async def backfill(self, room_id: str, oldest_event_id: str | None) -> bool:
+        if room_id in self.history_complete:
+            return False
         room = await self.hs.rooms.get_room(room_id)
         if room is None or room.state_group is None:
             return False
+        servers = sorted(await self.store.get_room_server_names(room_id) - {self.hs.server_name})
+        if not servers:
+            return False
         from_ids = await self.store.get_oldest_events_in_room(room_id)
         if not from_ids:
+            self.history_complete.add(room_id)
             return False
-        servers = sorted(await self.store.get_room_server_names(room_id) - {self.hs.server_name})
         if server_of(room_id) in servers:  # the creator's server first: it has everything
             servers.remove(server_of(room_id))
             servers.insert(0, server_of(room_id))

@@ -345,6 +345,9 @@ class FederationEventHandler:
                 state[ev.state_pair] = eid
         if prev is not None and prev.is_state and not prev.rejected_reason:
             state[prev.state_pair] = prev_id
+        history = getattr(self.hs, "federation_history", None)
+        if history is not None:
+            history.history_complete.discard(room.room_id)  # there is a gap now
         self._after.put(prev_id, Snapshot(state, base=self.hs.rooms.current_snapshot(room)))
 
     async def fetch_events(self, room: RoomInfo, event_ids: Iterable[str], origin: str) -> dict[str, Event]:
@@ -465,6 +468,22 @@ class FederationEventHandler:
             return f"Malformed event: {e}"
         return None
 
+    async def _check_redaction(self, room: RoomInfo, ev: Event, state: StateMap, pending: dict[str, Event]) -> None:
+        """A redaction that passed auth redacts its target only if the redacter has the
+        redact power level or shares the original sender's server ("Handling
+        redactions"); otherwise it is kept without effect."""
+        keys = [("m.room.power_levels", ""), ("m.room.create", "")]
+        found = await self._lookup([state[k] for k in keys if k in state], pending)
+        auth_map = {k: found[state[k]].with_event_id() for k in keys if k in state and state[k] in found}
+        target = (await self._lookup([ev.redacts or ""], pending)).get(ev.redacts or "")
+        if target is not None:
+            allowed = auth_rules.redaction_allowed(ev.with_event_id(), target.with_event_id(), auth_map, room.version)
+        else:
+            # Unknown target: only the redact power level can justify it.
+            allowed = auth_rules.redaction_allowed(ev.with_event_id(), {"sender": ""}, auth_map, room.version)
+        if not allowed:
+            ev.internal["redaction_not_applied"] = True
+
     # -- state ---------------------------------------------------------------------------
 
     async def state_after(self, room: RoomInfo, event_id: str) -> Snapshot | None:
@@ -563,12 +582,14 @@ class FederationEventHandler:
                     reason = f"Auth check against the state before the event failed: {reason}"
             ev.rejected_reason = reason
             ev.soft_failed = False
-            if reason is None and before.state != current.state:
+            if reason is None and before.state is not current.state and before.state != current.state:
                 # Step 6: allowed in its branch but not by the room as it is now.
                 if await self.check_against_state(ev, version, current.state, pending) is not None:
                     ev.soft_failed = True
                     logger.info("soft-failing %s", ev.event_id)
             reasons[ev.event_id] = reason
+            if reason is None and ev.type == "m.room.redaction" and ev.redacts:
+                await self._check_redaction(room, ev, before.state, pending)
             if ev.is_state and reason is None:
                 prev = before.state.get(ev.state_pair)
                 after = Snapshot({**before.state, ev.state_pair: ev.event_id}, base=before)

@@ -616,7 +616,8 @@ class RoomEventPipeline:
             create = next((e for e in list(batch.events) + deoutliers if e.type == "m.room.create" and e.state_key == ""), None)
             batch.new_rooms.append((room_id, room.version.identifier, create.sender if create else "", now_ms()))
         try:
-            await self.store.persist_remote_batch(batch, deoutliers)
+            unapplied = [e.event_id for e in timeline if e.internal.get("redaction_not_applied") or e.soft_failed]
+            await self.store.persist_remote_batch(batch, deoutliers, unapplied)
         except Exception:
             for pos in positions:
                 streams.complete(pos)
@@ -637,7 +638,10 @@ class RoomEventPipeline:
             streams.complete(pos)
         EVENTS_PERSISTED.labels("remote").inc(len(timeline))
         for ev in timeline:
-            if ev.type == "m.room.redaction" and ev.redacts and not ev.rejected_reason and not ev.soft_failed:
+            if (
+                ev.type == "m.room.redaction" and ev.redacts and not ev.rejected_reason and not ev.soft_failed
+                and not ev.internal.get("redaction_not_applied")
+            ):
                 self.store.mark_redacted(ev.redacts, ev.event_id)
         forward = list(forward)
         if forward:

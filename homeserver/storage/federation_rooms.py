@@ -111,9 +111,14 @@ class FederationRoomStore:
 
         return await self.db.read(txn_fn, name="oldest_events")
 
-    async def persist_remote_batch(self, batch: PersistBatch, deoutliers: list[Event]) -> None:
+    async def persist_remote_batch(
+        self, batch: PersistBatch, deoutliers: list[Event], unapplied_redactions: Iterable[str] = ()
+    ) -> None:
         """persist_batch, plus turning stored outliers into timeline events (an event
-        first received as part of a join's state and later as history)."""
+        first received as part of a join's state and later as history). Redactions
+        named in ``unapplied_redactions`` are stored but do not redact anything (the
+        redacter had neither the power nor the original sender's server)."""
+        unapplied = list(unapplied_redactions)
 
         def txn_fn(txn: Txn) -> None:
             for ev in deoutliers:
@@ -124,6 +129,8 @@ class FederationRoomStore:
                      ev.soft_failed, ev.event_id),
                 )
             self._persist_batch_txn(txn, batch)  # type: ignore[attr-defined]
+            if unapplied:
+                txn.execute(f"DELETE FROM redactions WHERE event_id IN ({txn.in_list(unapplied)})", unapplied)
 
         await self.db.write(txn_fn, name="persist_remote_events")
         for ev in list(batch.events) + deoutliers:

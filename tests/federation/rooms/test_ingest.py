@@ -309,3 +309,23 @@ class IngestTest(unittest.TestCase):
         orderings = [events[p["_id"]].stream_ordering for p in pdus]
         self.assertEqual(orderings, sorted(orderings))
         print(f"\n  {n} remote events in {elapsed:.1f}s ({n / elapsed:.0f}/s)")
+
+    async def test_remote_redactions_need_power_or_same_server(self) -> None:
+        await self._setup()
+        alice_msg = await self.alice.send_message(self.room_id, "alice's words")
+        own = self.make(content={"msgtype": "m.text", "body": "eve's words"})
+        await self.receive(own)
+        v11 = self.room.version.updated_redaction_rules
+        for target in (alice_msg, own["_id"]):
+            content = {"redacts": target} if v11 else {}
+            extra = {} if v11 else {"redacts": target}
+            red = self.make(type="m.room.redaction", content=content)
+            if extra:
+                red.update(extra)
+            self.assertEqual(await self.receive(red), {red["_id"]: None})
+        # eve may redact her own event, not alice's
+        self.assertIsNone((await self.hs.store.get_event(alice_msg)).redacted_by)
+        self.assertIsNotNone((await self.hs.store.get_event(own["_id"])).redacted_by)
+        self.hs.store._event_cache.clear()
+        self.assertIsNone((await self.hs.store.get_event(alice_msg)).redacted_by)
+        self.assertIsNotNone((await self.hs.store.get_event(own["_id"])).redacted_by)
