@@ -115,8 +115,7 @@ class E2EKeysHandler:
                 raise BadJson("device_keys must be an object")
             if device_keys.get("user_id") != user_id or device_keys.get("device_id") != device_id:
                 raise InvalidParam("device_keys must be for the authenticated user and device")
-            if not isinstance(device_keys.get("keys"), dict) or not isinstance(device_keys.get("algorithms"), list):
-                raise BadJson("device_keys must have keys and algorithms")
+            _check_device_keys(device_keys)
             # Never store what the server adds on the way out.
             device_keys = {k: v for k, v in device_keys.items() if k != "unsigned"}
             if await self.store.e2e_set_device_keys(user_id, device_id, device_keys):
@@ -155,7 +154,8 @@ class E2EKeysHandler:
             alg, sep, kid = full_id.partition(":")
             if not sep or not alg or not kid:
                 raise BadJson(f"Invalid key id {full_id!r} in {field}")
-            if not isinstance(key, (dict, str)):
+            if not isinstance(key, str) and not _is_key_object(key):
+                # Synapse's shape: a string, or {key, signatures[, fallback]}.
                 raise BadJson(f"Invalid key {full_id!r} in {field}")
             out[(alg, kid)] = key
         return out
@@ -653,6 +653,34 @@ class E2EKeysHandler:
         self._remote_generation[user_id] = self._remote_generation.get(user_id, 0) + 1
         await self.store.e2e_drop_remote_cache(user_id)
         await self._record_changes([user_id])
+
+
+def _is_str_map(value: Any, depth: int = 1) -> bool:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        return False
+    if depth == 1:
+        return all(isinstance(v, str) for v in value.values())
+    return all(_is_str_map(v, depth - 1) for v in value.values())
+
+
+def _is_key_object(key: Any) -> bool:
+    return (
+        isinstance(key, dict)
+        and isinstance(key.get("key"), str)
+        and _is_str_map(key.get("signatures"), 2)
+        and isinstance(key.get("fallback", False), bool)
+    )
+
+
+def _check_device_keys(keys: dict[str, Any]) -> None:
+    """The shape Synapse enforces for uploaded device keys."""
+    algorithms = keys.get("algorithms")
+    if not isinstance(algorithms, list) or not all(isinstance(a, str) for a in algorithms):
+        raise BadJson("device_keys.algorithms must be a list of strings")
+    if not _is_str_map(keys.get("keys")):
+        raise BadJson("device_keys.keys must map key ids to strings")
+    if not _is_str_map(keys.get("signatures"), 2):
+        raise BadJson("device_keys.signatures must be signatures")
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -11,6 +11,11 @@ import signedjson.sign
 from tests.support.wspr import MatrixClient
 
 
+# One-time and fallback keys must look signed (the server checks the shape, not the
+# signature: only the claiming client can check it against the device's key).
+SIGS = {"@someone:example.org": {"ed25519:DEVICE": "c2lnbmF0dXJl"}}
+
+
 class Ed25519:
     """An ed25519 key whose key id is ``ed25519:<name>`` (a device id, or the public key
     itself for cross-signing keys)."""

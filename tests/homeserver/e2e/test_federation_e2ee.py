@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from twisted.trial import unittest
 
-from tests.homeserver.e2e._helpers import Ed25519, cross_signing_key, device_keys
+from tests.homeserver.e2e._helpers import SIGS, Ed25519, cross_signing_key, device_keys
 from tests.support.wspr import MatrixClient, MatrixRequestError
 
 try:
@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - federation layer not present
 
 
 def _otks(prefix: str, n: int) -> dict[str, Any]:
-    return {f"signed_curve25519:{prefix}{i:03d}": {"key": f"{prefix}{i}"} for i in range(n)}
+    return {f"signed_curve25519:{prefix}{i:03d}": {"key": f"{prefix}{i}", "signatures": SIGS} for i in range(n)}
 
 
 class TwoServersE2EETest(unittest.TestCase):
@@ -40,7 +40,7 @@ class TwoServersE2EETest(unittest.TestCase):
             {
                 "device_keys": device_keys(bob, ed),
                 "one_time_keys": _otks("K", 2),
-                "fallback_keys": {"signed_curve25519:FB": {"key": "fb", "fallback": True}},
+                "fallback_keys": {"signed_curve25519:FB": {"key": "fb", "fallback": True, "signatures": SIGS}},
             },
         )
         master, ssk = Ed25519(), Ed25519()

@@ -9,7 +9,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.homeserver.e2e._helpers import Ed25519, cross_signing_key, device_keys
+from tests.homeserver.e2e._helpers import SIGS, Ed25519, cross_signing_key, device_keys
 from tests.support.wspr import MatrixClient, MatrixRequestError, PostgresUnavailable, start_homeserver
 
 
@@ -21,7 +21,7 @@ async def _start(test: unittest.TestCase, database: str = "sqlite") -> Any:
 
 
 def _otks(prefix: str, n: int, start: int = 0) -> dict[str, Any]:
-    return {f"signed_curve25519:{prefix}{i:04d}": {"key": f"{prefix}-key-{i}"} for i in range(start, start + n)}
+    return {f"signed_curve25519:{prefix}{i:04d}": {"key": f"{prefix}-key-{i}", "signatures": SIGS} for i in range(start, start + n)}
 
 
 class KeysApiTest(unittest.TestCase):
@@ -36,14 +36,14 @@ class KeysApiTest(unittest.TestCase):
             {
                 "device_keys": keys,
                 "one_time_keys": _otks("A", 3),
-                "fallback_keys": {"signed_curve25519:FB1": {"key": "fallback", "fallback": True}},
+                "fallback_keys": {"signed_curve25519:FB1": {"key": "fallback", "fallback": True, "signatures": SIGS}},
             },
         )
         self.assertEqual(res["one_time_key_counts"], {"signed_curve25519": 3})
         # Re-uploading the same keys is fine; a different key under a used id is not.
         await alice.post("/keys/upload", {"one_time_keys": _otks("A", 1)})
         with self.assertRaises(MatrixRequestError) as cm:
-            await alice.post("/keys/upload", {"one_time_keys": {"signed_curve25519:A0000": {"key": "other"}}})
+            await alice.post("/keys/upload", {"one_time_keys": {"signed_curve25519:A0000": {"key": "other", "signatures": SIGS}}})
         self.assertEqual(cm.exception.code, 400)
         # Keys for another device are refused.
         with self.assertRaises(MatrixRequestError):
@@ -75,7 +75,7 @@ class KeysApiTest(unittest.TestCase):
         c = await bob.post("/keys/claim", {"one_time_keys": {alice.user_id: {alice.device_id: "signed_curve25519"}}})
         self.assertIn("signed_curve25519:FB1", c["one_time_keys"][alice.user_id][alice.device_id])
         # A new fallback key is unused again.
-        await alice.post("/keys/upload", {"fallback_keys": {"signed_curve25519:FB2": {"key": "fb2", "fallback": True}}})
+        await alice.post("/keys/upload", {"fallback_keys": {"signed_curve25519:FB2": {"key": "fb2", "fallback": True, "signatures": SIGS}}})
         self.assertEqual((await alice.sync())["device_unused_fallback_key_types"], ["signed_curve25519"])
 
         # Remote users without federation: reported in failures, not an error.

@@ -44,7 +44,7 @@ async def _step(client: "AsyncClient", timeout_ms: int = 0) -> Any:
 async def _wait_for_text(client: "AsyncClient", room_id: str, body: str, other: "AsyncClient") -> list[str]:
     """Syncs until the decrypted message shows up; returns decrypted bodies seen."""
     seen: list[str] = []
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         resp = await _step(client, 500)
         await _step(other, 0)  # keeps the other side's key traffic flowing
@@ -59,13 +59,17 @@ async def _wait_for_text(client: "AsyncClient", room_id: str, body: str, other: 
     raise AssertionError(f"{client.user_id} never decrypted {body!r}; saw {seen}")
 
 
-async def _scenario(base_url: str, alice_id: str, bob_id: str) -> dict[str, Any]:
+async def _scenario(
+    base_url: str, alice_id: str, bob_id: str, bob_base_url: str | None = None, bob_password: str = "correct horse"
+) -> dict[str, Any]:
+    """alice creates an encrypted room and invites bob (who may live on another server);
+    each sends one message and must decrypt the other's."""
     config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True)
     alice = AsyncClient(base_url, alice_id, store_path=tempfile.mkdtemp(prefix="nio-a-"), config=config)
-    bob = AsyncClient(base_url, bob_id, store_path=tempfile.mkdtemp(prefix="nio-b-"), config=config)
+    bob = AsyncClient(bob_base_url or base_url, bob_id, store_path=tempfile.mkdtemp(prefix="nio-b-"), config=config)
     try:
-        for c in (alice, bob):
-            resp = await c.login("correct horse", device_name="nio")
+        for c, password in ((alice, "correct horse"), (bob, bob_password)):
+            resp = await c.login(password, device_name="nio")
             assert isinstance(resp, nio.LoginResponse), resp
             await _step(c)
         created = await alice.room_create(
@@ -76,12 +80,24 @@ async def _scenario(base_url: str, alice_id: str, bob_id: str) -> dict[str, Any]
         )
         assert isinstance(created, nio.RoomCreateResponse), created
         room_id = created.room_id
-        await _step(bob)
+        deadline = time.monotonic() + 30
+        while room_id not in bob.invited_rooms and time.monotonic() < deadline:
+            await _step(bob, 500)
         joined = await bob.join(room_id)
         assert isinstance(joined, nio.JoinResponse), joined
-        for _ in range(3):
-            await _step(alice)
-            await _step(bob)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            await _step(alice, 200)
+            await _step(bob, 200)
+            if (
+                room_id in alice.rooms
+                and room_id in bob.rooms
+                and alice.rooms[room_id].encrypted
+                and bob.rooms[room_id].encrypted
+                and bob_id in alice.rooms[room_id].users
+                and alice_id in bob.rooms[room_id].users
+            ):
+                break
         assert alice.rooms[room_id].encrypted and bob.rooms[room_id].encrypted
 
         sent = await alice.room_send(
