@@ -35,9 +35,30 @@ async function newPerson(name, opts) {
     if (process.env.E2E_VERBOSE || m.type() === "error" || m.type() === "warning" || m.text().startsWith("[wspr]")) appendFileSync(consoleLog, `[${name}] ${m.type()}: ${m.text()}\n`);
   });
   page.on("pageerror", (e) => appendFileSync(consoleLog, `[${name}] pageerror: ${e.message}\n`));
+  // window.prompt asks for the account password (UIA); window.confirm guards destructive actions
+  page.on("dialog", (d) => d.accept(d.type() === "prompt" ? PASSWORD : undefined));
   ctx[name] = context;
   pages[name] = page;
   return page;
+}
+
+async function signIn(page, username) {
+  await page.goto(appUrl);
+  await page.locator('input[name="homeserver"]').fill(hs.baseUrl);
+  await page.locator('input[name="username"]').fill(username);
+  await page.locator('input[name="password"]').fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.getByTestId("room-list").waitFor({ timeout: 60000 });
+}
+
+function message(page, text) {
+  return page.locator("[data-testid=message]", { has: page.locator("[data-testid=message-body]", { hasText: text }) });
+}
+
+async function messageAction(page, text, action) {
+  const m = message(page, text).last();
+  await m.hover();
+  await m.getByRole("button", { name: action }).click();
 }
 
 async function register(page, username, screenshotName) {
@@ -163,6 +184,45 @@ test("the server only ever saw ciphertext", async () => {
   assert.ok(types.includes("m.room.encryption"), "room has m.room.encryption state");
 });
 
+test("reply, edit, react and delete", async () => {
+  const { alice, bob } = pages;
+  await messageAction(alice, "got it loud and clear", "Reply");
+  await send(alice, "Replying to you");
+  await message(bob, "Replying to you").locator(".reply-quote", { hasText: "got it loud and clear" }).waitFor();
+
+  await send(alice, "This has a tpyo");
+  await messageWithText(bob, "This has a tpyo").waitFor();
+  await messageAction(alice, "This has a tpyo", "Edit");
+  const input = alice.getByTestId("composer-input");
+  await input.fill("This had a typo");
+  await input.press("Enter");
+  await message(bob, "This had a typo").locator(".edited").waitFor();
+  assert.equal(await messageWithText(bob, "This has a tpyo").count(), 0);
+
+  await messageAction(bob, "Replying to you", "React");
+  await bob.locator(".reaction-picker button", { hasText: "👍" }).click();
+  await message(alice, "Replying to you").locator(".reaction", { hasText: "👍" }).waitFor();
+
+  await send(bob, "Oops, wrong chat");
+  await messageWithText(alice, "Oops, wrong chat").waitFor();
+  await messageAction(bob, "Oops, wrong chat", "Delete");
+  await alice.locator("[data-testid=message-body]", { hasText: "Message deleted" }).waitFor();
+  assert.equal(await messageWithText(alice, "Oops, wrong chat").count(), 0);
+});
+
+test("typing indicators and read receipts", async () => {
+  const { alice, bob } = pages;
+  await bob.getByTestId("composer-input").fill("I'm typing something long");
+  await alice.getByTestId("typing").getByText("is typing").waitFor({ timeout: 20000 });
+  await bob.getByTestId("composer-input").press("Enter");
+  await messageWithText(alice, "I'm typing something long").waitFor();
+  await send(alice, "Did you read this?");
+  await messageWithText(bob, "Did you read this?").waitFor();
+  // bob has the room open, so he sends a read receipt; alice sees his avatar under her message
+  await message(alice, "Did you read this?").locator(".receipts").waitFor({ timeout: 20000 });
+  await shot(alice, "05b-conversation-features");
+});
+
 test("bob reloads and still sees the history", async () => {
   const { bob } = pages;
   await bob.reload();
@@ -199,6 +259,55 @@ test("settings: profile, security and devices", async () => {
   await alice.getByTestId("devices-tab").waitFor();
   await shot(alice, "11-settings-devices");
   await alice.keyboard.press("Escape");
+});
+
+test("group rooms: create, invite, rename, join by address, leave", async () => {
+  const { alice, bob } = pages;
+  await alice.getByTestId("new-chat").click();
+  await alice.getByRole("button", { name: "New room" }).click();
+  await alice.getByTestId("room-name").fill("Team WSPR");
+  await alice.getByTestId("new-chat-submit").click();
+  const view = alice.getByTestId("room-view");
+  await alice.getByTestId("room-title").getByText("Team WSPR").waitFor();
+  const roomId = await view.getAttribute("data-room-id");
+  await alice.getByTestId("room-settings").click();
+  await alice.getByTestId("invite-user").fill(`@${BOB}:localhost`);
+  await alice.getByRole("button", { name: "Invite", exact: true }).click();
+  await alice.getByText(`Invited @${BOB}:localhost`).waitFor();
+  await alice.getByTestId("room-settings-topic").fill("Where the team talks");
+  await alice.getByRole("button", { name: "Save" }).click();
+  await alice.getByText("Saved").waitFor();
+  await shot(alice, "14-room-settings");
+  await alice.keyboard.press("Escape");
+
+  const row = bob.locator(`[data-testid=room-row][data-room-id="${roomId}"]`);
+  await row.getByTestId("accept-invite").click();
+  await row.getByTestId("accept-invite").waitFor({ state: "detached" });
+  await openRoom(bob, roomId);
+  await bob.getByText("Where the team talks").first().waitFor();
+  await send(bob, "Hello team");
+  await messageWithText(alice, "Hello team").waitFor();
+
+  // a public room joined by its address
+  await alice.getByTestId("new-chat").click();
+  await alice.getByRole("button", { name: "New room" }).click();
+  await alice.getByTestId("room-name").fill("Lobby");
+  await alice.getByTestId("room-public").check();
+  await alice.getByTestId("room-alias").fill(`lobby${run}`);
+  await alice.getByTestId("new-chat-submit").click();
+  await alice.getByTestId("room-title").getByText("Lobby").waitFor();
+  await bob.getByTestId("new-chat").click();
+  await bob.getByRole("button", { name: "Join room" }).click();
+  await bob.getByTestId("join-alias").fill(`#lobby${run}:localhost`);
+  await bob.getByTestId("new-chat-submit").click();
+  await bob.getByTestId("room-title").getByText("Lobby").waitFor();
+
+  // leaving removes the room from the list
+  await openRoom(bob, roomId);
+  await bob.getByTestId("room-settings").click();
+  await bob.getByRole("button", { name: "Leave room" }).click();
+  await row.waitFor({ state: "detached" });
+  await openRoom(bob, dmRoomId);
 });
 
 test("the app shell loads offline", async () => {
@@ -264,4 +373,74 @@ test("offline, a device with cached state shows its rooms and history", async ()
   } finally {
     await ctx.alice.setOffline(false);
   }
+});
+
+let recoveryKey;
+
+test("alice sets up cross-signing and secure backup", async () => {
+  const { alice } = pages;
+  await openRoom(alice, dmRoomId);
+  await alice.getByTestId("open-settings").click();
+  await alice.getByRole("button", { name: "Security & backup" }).click();
+  await alice.getByTestId("setup-recovery").click();
+  const box = alice.getByTestId("new-recovery-key");
+  await box.waitFor({ timeout: 60000 });
+  recoveryKey = (await box.locator("code").textContent()).trim();
+  assert.match(recoveryKey, /^[1-9A-HJ-NP-Za-km-z]{4}( [1-9A-HJ-NP-Za-km-z]{4}){11}$/);
+  await shot(alice, "15-recovery-key");
+  await alice.keyboard.press("Escape");
+  // wait until this device's room keys are in the server-side backup
+  const token = await accessToken(alice);
+  const auth = { headers: { Authorization: `Bearer ${token}` } };
+  const deadline = Date.now() + 60000;
+  for (;;) {
+    const v = await (await fetch(`${hs.baseUrl}/_matrix/client/v3/room_keys/version`, auth)).json();
+    if (v.version) {
+      const keys = await (await fetch(`${hs.baseUrl}/_matrix/client/v3/room_keys/keys?version=${v.version}`, auth)).json();
+      if (keys.rooms?.[dmRoomId]) break;
+    }
+    assert.ok(Date.now() < deadline, "room keys never reached the backup");
+    await new Promise((r) => setTimeout(r, 500));
+  }
+});
+
+test("on a new login, the recovery key restores the history", async () => {
+  const alice2 = await newPerson("alice2", { colorScheme: "light" });
+  await signIn(alice2, ALICE);
+  await openRoom(alice2, dmRoomId);
+  await alice2.getByTestId("utd").first().waitFor({ timeout: 30000 });
+  await shot(alice2, "16-new-login-undecryptable");
+  await alice2.getByTestId("open-settings").click();
+  await alice2.getByRole("button", { name: "Security & backup" }).click();
+  await alice2.getByTestId("recovery-key-input").fill(recoveryKey);
+  await alice2.getByTestId("restore-submit").click();
+  await alice2.getByTestId("restore-result").waitFor({ timeout: 60000 });
+  await alice2.getByText("This device is verified").waitFor({ timeout: 30000 });
+  await shot(alice2, "17-restored");
+  await alice2.keyboard.press("Escape");
+  await messageWithText(alice2, "got it loud and clear").waitFor({ timeout: 30000 });
+  await messageWithText(alice2, "This is end-to-end encrypted").waitFor({ timeout: 30000 });
+});
+
+test("a new device is verified with emoji (SAS) from another session", async () => {
+  const { alice } = pages;
+  const alice3 = await newPerson("alice3", { colorScheme: "dark" });
+  await signIn(alice3, ALICE);
+  await alice3.getByTestId("open-settings").click();
+  await alice3.getByRole("button", { name: "Security & backup" }).click();
+  await alice3.getByRole("button", { name: "Verify with another device instead" }).click();
+  await alice3.getByTestId("verification-dialog").waitFor();
+  await alice.getByTestId("verification-accept").click({ timeout: 30000 });
+  const e1 = alice.getByTestId("sas-emoji");
+  const e3 = alice3.getByTestId("sas-emoji");
+  await e1.waitFor({ timeout: 30000 });
+  await e3.waitFor({ timeout: 30000 });
+  assert.equal(await e1.textContent(), await e3.textContent(), "both devices show the same emoji");
+  await shot(alice3, "18-sas-emoji");
+  await alice.getByTestId("sas-match").click();
+  await alice3.getByTestId("sas-match").click();
+  await alice.getByText("✅ Verified").waitFor({ timeout: 30000 });
+  await alice3.getByText("✅ Verified").waitFor({ timeout: 30000 });
+  await alice.getByRole("button", { name: "Done" }).click();
+  await alice3.getByRole("button", { name: "Done" }).click();
 });

@@ -30,7 +30,7 @@ export function NewRoomDialog({ client, onClose, onCreated }: { client: MatrixCl
         if (target === client.getSafeUserId()) throw new Error("That's you. Enter someone else's user ID.");
         onCreated(await createDirectMessage(client, target));
       } else if (tab === "room") {
-        onCreated(await createGroupRoom(client, { name: name.trim(), topic: topic.trim(), isPublic, encrypted: !isPublic && encrypted }));
+        onCreated(await createGroupRoom(client, { name: name.trim(), topic: topic.trim(), isPublic, encrypted: !isPublic && encrypted, alias: isPublic ? alias.trim() : undefined }));
       } else {
         let target = alias.trim();
         if (!/^[#!]/.test(target)) target = `#${target}`;
@@ -76,8 +76,15 @@ export function NewRoomDialog({ client, onClose, onCreated }: { client: MatrixCl
               <input value={topic} onChange={(e) => setTopic(e.target.value)} />
             </label>
             <label className="check">
-              <input type="checkbox" checked={isPublic} onChange={(e) => setPublic(e.target.checked)} /> Anyone can find and join (public)
+              <input type="checkbox" checked={isPublic} onChange={(e) => setPublic(e.target.checked)} data-testid="room-public" /> Anyone can find and join (public)
             </label>
+            {isPublic && (
+              <label className="field">
+                <span>Address</span>
+                <input value={alias} onChange={(e) => setAlias(e.target.value.replace(/[^a-z0-9._=-]/gi, "").toLowerCase())} placeholder="team" data-testid="room-alias" />
+                <span className="muted small">People can join with #{alias || "address"}:{domain}</span>
+              </label>
+            )}
             {!isPublic && (
               <label className="check">
                 <input type="checkbox" checked={encrypted} onChange={(e) => setEncrypted(e.target.checked)} /> End-to-end encrypted (can't be turned off later)
