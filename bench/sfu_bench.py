@@ -240,10 +240,12 @@ async def run_relay_size(n: int, base: str, pid: int, clip, duration: float, war
                 await c.relay_subscribe(session, base, n - 1)
             await asyncio.sleep(warmup)
             rx0 = sum(c.rx.packets for c in clients)
+            f0 = sum(c.rx.frames for c in clients)
             cpu0, t0 = proc_cpu(pid), time.monotonic()
             await asyncio.sleep(duration)
             cpu1, t1 = proc_cpu(pid), time.monotonic()
             rx1 = sum(c.rx.packets for c in clients)
+            f1 = sum(c.rx.frames for c in clients)
         finally:
             pacer.cancel()
             for c in clients:
@@ -259,6 +261,7 @@ async def run_relay_size(n: int, base: str, pid: int, clip, duration: float, war
         "subscriber_streams": streams,
         "cpu_pct_per_subscriber_stream": round(cpu * 100 / streams, 1),
         "delivered_per_s": round((rx1 - rx0) / dt),
+        "fps_per_subscriber_stream": round((f1 - f0) / dt / streams, 1),
     }
 
 
@@ -339,7 +342,8 @@ def print_table(results: dict) -> None:
         print("\nBaseline: aiortc MediaRelay transcoding relay (video only)")
         for r in rows:
             print(f"n={r['n']}: {r['relay_cpu_pct']}% CPU for {r['subscriber_streams']} subscriber streams "
-                  f"({r['cpu_pct_per_subscriber_stream']}% per stream), {r['delivered_per_s']} pkts/s delivered")
+                  f"({r['cpu_pct_per_subscriber_stream']}% per stream), {r['delivered_per_s']} pkts/s delivered, "
+                  f"{r['fps_per_subscriber_stream']} fps per stream")
 
 
 if __name__ == "__main__":

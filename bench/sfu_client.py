@@ -34,6 +34,7 @@ def pc_config() -> RTCConfiguration:
 class RxStats:
     packets: int = 0
     bytes: int = 0
+    frames: int = 0  # RTP marker bits on video = frames
     latencies: list[float] = field(default_factory=list)
 
 
@@ -119,6 +120,8 @@ class SyntheticClient:
         rx = self.rx
         rx.packets += 1
         rx.bytes += len(packet.payload)
+        if packet.marker and packet.payload_type != 111:
+            rx.frames += 1
         p = packet.payload
         if self.video_payloads is None and len(p) >= 9 and p[0] == MAGIC:
             rx.latencies.append(time.time() - struct.unpack_from("!d", p, 1)[0])
