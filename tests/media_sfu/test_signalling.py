@@ -159,3 +159,49 @@ class SignallingTests(unittest.TestCase):
             await a2.close()
 
         self.scenario(fn)
+
+
+class LifecycleTests(unittest.TestCase):
+    def test_silent_client_is_dropped_after_ping_timeout(self):
+        async def scenario():
+            server = await start_sfu(ping_interval=1, ping_timeout=2)
+            try:
+                async with aiohttp.ClientSession() as session:
+                    a = await session.ws_connect(f"{server.url}/rtc?access_token={token('a')}")
+                    await recv(a, "join")
+                    b = await session.ws_connect(f"{server.url}/rtc?access_token={token('b')}")
+                    await recv(b, "join")
+                    await recv(a, "update")
+                    # a keeps pinging, b says nothing
+                    t0 = asyncio.get_running_loop().time()
+                    gone = None
+                    while gone is None and asyncio.get_running_loop().time() - t0 < 6:
+                        await send(a, rtc.SignalRequest(ping_req=rtc.Ping(timestamp=1)))
+                        try:
+                            upd = (await recv(a, "update", timeout=0.5)).update
+                            if upd.participants[0].state == models.ParticipantInfo.State.DISCONNECTED:
+                                gone = upd.participants[0].identity
+                        except asyncio.TimeoutError:
+                            pass
+                    self.assertEqual(gone, "b")
+                    self.assertLess(asyncio.get_running_loop().time() - t0, 5)
+                    await a.close()
+                    await b.close()
+            finally:
+                await server.stop()
+
+        run(scenario(), 30)
+
+    def test_shutdown_tells_clients(self):
+        async def scenario():
+            server = await start_sfu()
+            async with aiohttp.ClientSession() as session:
+                a = await session.ws_connect(f"{server.url}/rtc?access_token={token('a')}")
+                await recv(a, "join")
+                stopping = asyncio.ensure_future(server.stop())
+                leave = (await recv(a, "leave")).leave
+                self.assertEqual(leave.reason, models.DisconnectReason.SERVER_SHUTDOWN)
+                await stopping
+                await a.close()
+
+        run(scenario(), 30)
