@@ -46,6 +46,14 @@ class BrowserCallTest(unittest.TestCase):
     skip = _missing()
 
     def test_browser_and_python_sdk(self):
+        self._call(None)
+
+    def test_browser_and_python_sdk_e2ee(self):
+        # Element Call's mode: the browser encrypts frames in its E2EE worker, the SFU forwards
+        # them untouched, the Python SDK decrypts with the same shared key (and vice versa)
+        self._call("wspr-shared-e2ee-key-for-tests!!")
+
+    def _call(self, e2ee_key: str | None) -> None:
         async def scenario():
             site = tempfile.mkdtemp(prefix="sfu_browser_")
             self.addCleanup(shutil.rmtree, site, True)
@@ -59,12 +67,12 @@ class BrowserCallTest(unittest.TestCase):
             try:
                 line = await asyncio.get_running_loop().run_in_executor(None, http.stdout.readline)
                 port = int(line.split("port ")[1].split()[0])
-                await py.join(server.url, "mixed")
+                await py.join(server.url, "mixed", e2ee_key=e2ee_key.encode() if e2ee_key else None)
                 await py.publish()
                 token = mint_access_token(API_KEY, API_SECRET, "browser", "mixed")
                 node = await asyncio.create_subprocess_exec(
                     "node", os.path.join(HERE, "browser", "drive.js"), PW,
-                    f"http://localhost:{port}/index.html", server.url, token, "25",
+                    f"http://localhost:{port}/index.html", server.url, token, "25", e2ee_key or "",
                     stdout=asyncio.subprocess.PIPE, env={**os.environ, "CHROMIUM": CHROMIUM})
                 last: dict = {}
 
@@ -86,6 +94,12 @@ class BrowserCallTest(unittest.TestCase):
                 self.assertIsNone(last.get("err"))
                 # the browser's simulcast was reduced to its top layer, not the 1/4-size one
                 self.assertGreaterEqual(py.rx("browser", "video").size[0], 640, py.rx("browser", "video").size)
+                if e2ee_key:
+                    # the browser decoded the Python client's colour: decryption worked there
+                    room = server.rooms.get("mixed")
+                    encs = {p.identity: [p.track_infos[s].encryption for s in p.published]
+                            for p in room.participants.values()}
+                    self.assertTrue(all(e and all(x != 0 for x in e) for e in encs.values()), encs)
                 reader.cancel()
             finally:
                 if node is not None and node.returncode is None:
