@@ -102,6 +102,10 @@ class E2EKeysHandler:
         # Bumped whenever a remote user's cached keys are invalidated, so a federation
         # query that was already in flight does not write stale keys back into the cache.
         self._remote_generation: dict[str, int] = {}
+        # /sync asks for key counts on every request: keep them in memory, dropped whenever
+        # this process uploads, claims or deletes keys (all key writes go through here).
+        self._counts: dict[tuple[str, str], tuple[dict[str, int], list[str]]] = {}
+        self._counts_generation: dict[tuple[str, str], int] = {}
         hs.devices.delete_hooks.append(self._on_devices_deleted)
         hs.devices.change_hooks.append(self._on_local_device_change)
 
@@ -141,7 +145,8 @@ class E2EKeysHandler:
             if by_alg:
                 await self.store.e2e_set_fallback_keys(user_id, device_id, by_alg)
 
-        counts, _ = await self.store.e2e_key_counts(user_id, device_id)
+        self._invalidate_counts([(user_id, device_id)])
+        counts, _ = await self._key_counts(user_id, device_id)
         counts.setdefault("signed_curve25519", 0)
         return {"one_time_key_counts": counts}
 
@@ -160,8 +165,29 @@ class E2EKeysHandler:
             out[(alg, kid)] = key
         return out
 
-    async def sync_counts(self, user_id: str, device_id: str) -> dict[str, Any]:
+    def _invalidate_counts(self, keys: Any) -> None:
+        for key in keys:
+            self._counts.pop(key, None)
+            self._counts_generation[key] = self._counts_generation.get(key, 0) + 1
+        if len(self._counts_generation) > 100_000:
+            # Bound memory: forgetting generations is safe once the cache is empty too.
+            self._counts.clear()
+            self._counts_generation.clear()
+
+    async def _key_counts(self, user_id: str, device_id: str) -> tuple[dict[str, int], list[str]]:
+        key = (user_id, device_id)
+        cached = self._counts.get(key)
+        if cached is not None:
+            return dict(cached[0]), list(cached[1])
+        generation = self._counts_generation.get(key, 0)
         counts, fallback = await self.store.e2e_key_counts(user_id, device_id)
+        # Only cache if nothing changed the keys while we were reading.
+        if self._counts_generation.get(key, 0) == generation and len(self._counts) < 50_000:
+            self._counts[key] = (dict(counts), list(fallback))
+        return counts, fallback
+
+    async def sync_counts(self, user_id: str, device_id: str) -> dict[str, Any]:
+        counts, fallback = await self._key_counts(user_id, device_id)
         # Synapse always reports signed_curve25519, and some clients rely on it.
         counts.setdefault("signed_curve25519", 0)
         return {
@@ -361,7 +387,12 @@ class E2EKeysHandler:
             for device_id, algorithm in devices.items()
             if isinstance(algorithm, str)
         ]
-        claimed = await self.store.e2e_claim_keys(wanted) if wanted else None
+        claimed = None
+        if wanted:
+            try:
+                claimed = await self.store.e2e_claim_keys(wanted)
+            finally:
+                self._invalidate_counts({(u, d) for u, d, _ in wanted})
         return {"one_time_keys": claimed.one_time_keys if claimed else {}}
 
     # -- changes ---------------------------------------------------------------------
@@ -531,6 +562,7 @@ class E2EKeysHandler:
 
     async def _on_devices_deleted(self, user_id: str, device_ids: list[str]) -> None:
         await self.store.e2e_delete_device_keys(user_id, device_ids)
+        self._invalidate_counts([(user_id, d) for d in device_ids])
 
     async def _record_changes(self, user_ids: list[str], notify: list[str] | None = None) -> None:
         """A device-list change for (remote or signed) users without running the local

@@ -203,6 +203,10 @@ class E2EKeysStore:
             out: dict[str, dict[str, dict[str, Any]]] = {}
             for user_id, device_id, algorithm in wanted:
                 claimed: tuple[str, str] | None = None
+                # Keys left behind by a device that no longer exists (e.g. a deactivated
+                # account) are never handed out.
+                if txn.select_one("SELECT 1 FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)) is None:
+                    continue
                 while True:
                     row = txn.select_one(
                         "SELECT key_id, key_json FROM e2e_one_time_keys"

@@ -24,9 +24,11 @@ def _otks(prefix: str, n: int, start: int = 0) -> dict[str, Any]:
     return {f"signed_curve25519:{prefix}{i:04d}": {"key": f"{prefix}-key-{i}", "signatures": SIGS} for i in range(start, start + n)}
 
 
-class KeysApiTest(unittest.TestCase):
+class KeysApiMixin:
+    database = "sqlite"
+
     async def test_upload_query_claim_and_sync_counts(self) -> None:
-        server = await _start(self)
+        server = await _start(self, self.database)  # type: ignore[arg-type]
         alice = await MatrixClient.register(server.base_url, "alice")
         bob = await MatrixClient.register(server.base_url, "bob")
         ed = Ed25519(alice.device_id)
@@ -86,7 +88,7 @@ class KeysApiTest(unittest.TestCase):
         self.assertIn("127.0.0.1:1", c["failures"])
 
     async def test_device_lists_and_deletion(self) -> None:
-        server = await _start(self)
+        server = await _start(self, self.database)  # type: ignore[arg-type]
         alice = await MatrixClient.register(server.base_url, "alice")
         bob = await MatrixClient.register(server.base_url, "bob")
         room_id = (await alice.post("/createRoom", {"invite": [bob.user_id]}))["room_id"]
@@ -135,7 +137,7 @@ class KeysApiTest(unittest.TestCase):
         self.assertIn(alice.user_id, sync["device_lists"]["left"])
 
     async def test_to_device(self) -> None:
-        server = await _start(self)
+        server = await _start(self, self.database)  # type: ignore[arg-type]
         alice = await MatrixClient.register(server.base_url, "alice")
         bob = await MatrixClient.register(server.base_url, "bob")
         bob2 = await MatrixClient.login(server.base_url, "bob")
@@ -163,7 +165,7 @@ class KeysApiTest(unittest.TestCase):
         self.assertEqual(cm.exception.code, 400)
 
     async def test_cross_signing(self) -> None:
-        server = await _start(self)
+        server = await _start(self, self.database)  # type: ignore[arg-type]
         alice = await MatrixClient.register(server.base_url, "alice")
         bob = await MatrixClient.register(server.base_url, "bob")
         room_id = (await alice.post("/createRoom", {"invite": [bob.user_id]}))["room_id"]
@@ -249,6 +251,14 @@ class KeysApiTest(unittest.TestCase):
         self.assertIn(dev.key_id, q_alice["master_keys"][alice.user_id]["signatures"][alice.user_id])
 
 
+class KeysApiSQLiteTest(KeysApiMixin, unittest.TestCase):
+    database = "sqlite"
+
+
+class KeysApiPostgresTest(KeysApiMixin, unittest.TestCase):
+    database = "postgresql"
+
+
 class ClaimRaceMixin:
     database = "sqlite"
 
@@ -277,11 +287,13 @@ class ClaimRaceMixin:
         parallel connections, so this exercises the DELETE row-count re-check)."""
         server = await _start(self, self.database)  # type: ignore[arg-type]
         store = server.hs.store
-        await store.e2e_add_one_time_keys("@u:x", "D", [("signed_curve25519", f"K{i:03d}", {"k": i}) for i in range(50)])
+        alice = await MatrixClient.register(server.base_url, "alice")
+        u, d = alice.user_id, alice.device_id
+        await store.e2e_add_one_time_keys(u, d, [("signed_curve25519", f"K{i:03d}", {"k": i}) for i in range(50)])
         results = await defer.gatherResults(
-            [defer.ensureDeferred(store.e2e_claim_keys([("@u:x", "D", "signed_curve25519")])) for _ in range(60)]
+            [defer.ensureDeferred(store.e2e_claim_keys([(u, d, "signed_curve25519")])) for _ in range(60)]
         )
-        got = [k for r in results for k in r.one_time_keys.get("@u:x", {}).get("D", {})]
+        got = [k for r in results for k in r.one_time_keys.get(u, {}).get(d, {})]
         self.assertEqual(len(got), 50)  # type: ignore[attr-defined]
         self.assertEqual(len(set(got)), 50)  # type: ignore[attr-defined]
 
