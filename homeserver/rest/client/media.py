@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 from typing import TYPE_CHECKING, Any
 
 from twisted.web.server import Request
@@ -17,6 +16,7 @@ from homeserver.http.request import parse_boolean, parse_integer, parse_string, 
 from homeserver.http.server import RawResponse, Router
 from homeserver.media.handler import MediaContent
 from homeserver.media.headers import media_headers
+from homeserver.media.multipart import build as build_multipart
 
 if TYPE_CHECKING:
     from homeserver.app import HomeServer
@@ -133,14 +133,9 @@ def register_federation(hs: "HomeServer") -> None:
     media = hs.media
 
     def multipart(content: MediaContent) -> RawResponse:
-        boundary = secrets.token_hex(16)
         headers = media_headers(content.content_type, content.upload_name, authenticated=True)
-        part_headers = "".join(f"{k}: {headers[k]}\r\n" for k in ("Content-Type", "Content-Disposition"))
-        body = (
-            f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{{}}\r\n"
-            f"--{boundary}\r\n{part_headers}\r\n"
-        ).encode("utf-8") + content.data + f"\r\n--{boundary}--\r\n".encode("utf-8")
-        return RawResponse(200, body, {"Content-Type": f"multipart/mixed; boundary={boundary}"})
+        body, ctype = build_multipart(content.data, {k: headers[k] for k in ("Content-Type", "Content-Disposition")})
+        return RawResponse(200, body, {"Content-Type": ctype})
 
     async def fed_download(request: Request, origin: str, media_id: str) -> RawResponse:
         timeout_ms = parse_integer(request, "timeout_ms")

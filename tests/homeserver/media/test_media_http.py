@@ -13,7 +13,7 @@ from twisted.internet import defer, reactor
 from twisted.trial import unittest
 from twisted.web.client import HTTPConnectionPool
 
-from tests.support.wspr import MatrixClient, start_homeserver
+from tests.support.wspr import MatrixClient, PostgresUnavailable, start_homeserver
 
 CSP = "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; object-src 'self';"
 
@@ -43,9 +43,20 @@ async def upload(client: MatrixClient, data: bytes, content_type: str, filename:
     return await client.raw("POST", path, data=data, headers={"Content-Type": content_type})
 
 
-class MediaTest(unittest.TestCase):
+async def start(test: "MediaMixin", **overrides: object):
+    try:
+        return await start_homeserver(test, database=test.database, **overrides)  # type: ignore[arg-type]
+    except PostgresUnavailable as e:
+        raise unittest.SkipTest(str(e)) from e
+
+
+class MediaMixin:
+    """The tests, run on both databases by the classes at the end."""
+
+    database = "sqlite"
+
     async def test_upload_and_download(self) -> None:
-        server = await start_homeserver(self)
+        server = await start(self)
         alice = await MatrixClient.register(server.base_url, "alice")
         data = png(10, 10)
         code, body = await upload(alice, data, "image/png", "avatar.png")
@@ -79,7 +90,7 @@ class MediaTest(unittest.TestCase):
         self.assertTrue(any(media_id[4:] in files for _, _, files in os.walk(store)))
 
     async def test_unsafe_types_are_attachments(self) -> None:
-        server = await start_homeserver(self)
+        server = await start(self)
         alice = await MatrixClient.register(server.base_url, "alice")
         for ctype, expected in (
             ("text/html", "attachment"),
@@ -103,7 +114,7 @@ class MediaTest(unittest.TestCase):
         self.assertEqual(hdrs["content-disposition"], "attachment")
 
     async def test_not_found_and_bad_ids(self) -> None:
-        server = await start_homeserver(self)
+        server = await start(self)
         alice = await MatrixClient.register(server.base_url, "alice")
         tok = alice.access_token
         for path in (
@@ -126,7 +137,7 @@ class MediaTest(unittest.TestCase):
         self.assertEqual(body, {"m.upload.size": 52428800})
 
     async def test_size_limit(self) -> None:
-        server = await start_homeserver(self, media={"max_upload_size": 1000})
+        server = await start(self, media={"max_upload_size": 1000})
         alice = await MatrixClient.register(server.base_url, "alice")
         code, body = await upload(alice, b"x" * 1000, "application/octet-stream")
         self.assertEqual(code, 200)
@@ -136,13 +147,13 @@ class MediaTest(unittest.TestCase):
         self.assertEqual(body, {"m.upload.size": 1000})
 
     async def test_upload_rate_limited(self) -> None:
-        server = await start_homeserver(self, rate_limits={"enabled": True, "media_upload": {"per_second": 0.01, "burst": 2}})
+        server = await start(self, rate_limits={"enabled": True, "media_upload": {"per_second": 0.01, "burst": 2}})
         alice = await MatrixClient.register(server.base_url, "alice")
         codes = [(await upload(alice, b"x", "text/plain"))[0] for _ in range(3)]
         self.assertEqual(codes, [200, 200, 429])
 
     async def test_thumbnails(self) -> None:
-        server = await start_homeserver(self)
+        server = await start(self)
         alice = await MatrixClient.register(server.base_url, "alice")
         tok = alice.access_token
         _, body = await upload(alice, png(1000, 500), "image/png")
@@ -192,7 +203,7 @@ class MediaTest(unittest.TestCase):
         self.assertEqual(code, 400)
 
     async def test_create_then_upload(self) -> None:
-        server = await start_homeserver(self)
+        server = await start(self)
         alice = await MatrixClient.register(server.base_url, "alice")
         bob = await MatrixClient.register(server.base_url, "bob")
         created = await alice.request("POST", "/_matrix/media/v1/create", {})
@@ -221,7 +232,7 @@ class MediaTest(unittest.TestCase):
     async def test_remote_media_hook(self) -> None:
         from homeserver.media import RemoteMedia
 
-        server = await start_homeserver(self)
+        server = await start(self)
         alice = await MatrixClient.register(server.base_url, "alice")
         calls = []
 
@@ -245,3 +256,11 @@ class MediaTest(unittest.TestCase):
         self.assertEqual(code, 404)
         code, _, _ = await fetch(server.base_url, "/_matrix/client/v1/media/download/remote.example/other?allow_remote=false", alice.access_token)
         self.assertEqual(code, 404)
+
+
+class MediaSQLiteTest(MediaMixin, unittest.TestCase):
+    database = "sqlite"
+
+
+class MediaPostgresTest(MediaMixin, unittest.TestCase):
+    database = "postgresql"
