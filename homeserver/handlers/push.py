@@ -51,6 +51,9 @@ MAIN_THREAD = "main"
 MAX_THREAD_HOPS = 3
 MAX_RULESETS_CACHED = 20_000
 MAX_COUNTS_CACHED = 200_000
+# Read notifications are kept this long for GET /notifications, then pruned.
+KEEP_READ_NOTIFICATIONS_MS = 30 * 24 * 3600 * 1000
+PRUNE_INTERVAL_MS = 3600 * 1000
 
 Counts = dict[str, tuple[int, int]]  # thread id -> (notifications, highlights)
 
@@ -86,6 +89,7 @@ class PushHandler:
         self._receipts_inflight: dict[tuple[str, str], list[SharedResult[None]]] = {}
         self._batch = _WriteBatch()
         self._flushing = False
+        self._last_prune = now_ms()
         hs.rooms.persist_hooks.append(self.on_events_persisted)
 
     # -- rulesets ---------------------------------------------------------------------
@@ -346,6 +350,13 @@ class PushHandler:
                 self._invalidate(batch.invalidate)
                 for w in batch.waiters:
                     w.callback(None)
+            if now_ms() - self._last_prune > PRUNE_INTERVAL_MS:
+                # Piggybacks on the write path: no timer to keep running.
+                self._last_prune = now_ms()
+                try:
+                    await self.store.prune_push_actions(self._last_prune - KEEP_READ_NOTIFICATIONS_MS)
+                except Exception:
+                    logger.exception("pruning push actions failed")
         finally:
             self._flushing = False
 

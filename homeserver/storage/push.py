@@ -179,6 +179,20 @@ class PushStore:
 
         await self.db.write(txn_fn, name="write_push_batch")
 
+    async def prune_push_actions(self, before_ts: int) -> None:
+        """Forgets notifications older than ``before_ts`` that have been read."""
+
+        def txn_fn(txn: Txn) -> None:
+            txn.execute(
+                "DELETE FROM event_push_actions WHERE ts < ? AND stream_ordering <= COALESCE(("
+                " SELECT MAX(r.stream_ordering) FROM event_push_read r WHERE r.user_id = event_push_actions.user_id"
+                " AND r.room_id = event_push_actions.room_id"
+                " AND r.thread_id IN ('', event_push_actions.thread_id)), 0)",
+                (before_ts,),
+            )
+
+        await self.db.write(txn_fn, name="prune_push_actions")
+
     async def get_unread_counts(
         self, user_id: str, room_id: str | None = None
     ) -> dict[str, dict[str, tuple[int, int]]]:

@@ -207,3 +207,33 @@ class PushSQLiteTest(PushMixin, unittest.TestCase):
 
 class PushPostgresTest(PushMixin, unittest.TestCase):
     database = "postgresql"
+
+
+class PruneMixin:
+    database = "sqlite"
+
+    async def test_prune_keeps_unread(self) -> None:
+        try:
+            server = await start_homeserver(self, database=self.database)  # type: ignore[arg-type]
+        except PostgresUnavailable as e:
+            raise unittest.SkipTest(str(e)) from e
+        alice = await MatrixClient.register(server.base_url, "alice")
+        bob = await MatrixClient.register(server.base_url, "bob")
+        room_id = (await bob.post("/createRoom", {"preset": "public_chat"}))["room_id"]
+        await alice.post(f"/join/{room_id}")
+        first = await bob.send_message(room_id, "one")
+        await alice.post(f"/rooms/{room_id}/receipt/m.read/{quote(first)}", {})
+        await bob.send_message(room_id, "two")
+        await alice.get("/notifications")  # waits for evaluation
+        await server.hs.store.prune_push_actions(2**62)
+        notifs = (await alice.get("/notifications"))["notifications"]
+        self.assertEqual([n["event"]["content"]["body"] for n in notifs], ["two"])
+        self.assertEqual(counts(await alice.sync(), room_id)["notification_count"], 1)
+
+
+class PruneSQLiteTest(PruneMixin, unittest.TestCase):
+    database = "sqlite"
+
+
+class PrunePostgresTest(PruneMixin, unittest.TestCase):
+    database = "postgresql"
