@@ -9,9 +9,9 @@ A failing destination (unreachable, 5xx, 429) is retried with exponential backof
 ``federation.min_retry_interval`` doubling to ``max_retry_interval``, persisted so a
 restart keeps it; the backoff resets when the destination answers or contacts us (as
 Synapse does). A 4xx answer drops that transaction instead of wedging the queue. When
-a destination comes back with more than a transaction's worth of PDUs waiting, only the
-newest few per room are sent (catch-up): the remote pulls the gap with
-get_missing_events.
+a destination comes back from an outage with a long backlog (> 500 PDUs), only the newest
+50 per room are sent (catch-up): the remote pulls the gap with get_missing_events and
+backfill, as it would after Synapse's catch-up (which sends only the newest event).
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ logger = logging.getLogger(__name__)
 
 MAX_PDUS_PER_TXN = 50
 MAX_EDUS_PER_TXN = 100
-# Catch-up keeps this many of the newest PDUs per room when a destination returns.
-CATCH_UP_KEEP_PER_ROOM = 10
+# A destination that comes back with more PDUs than this waiting gets only the newest
+# CATCH_UP_KEEP_PER_ROOM of each room (a short blip replays everything, losing nothing).
+CATCH_UP_THRESHOLD = 500
+CATCH_UP_KEEP_PER_ROOM = 50
 # EDU types that are not persisted (stale soon; Synapse keeps them in memory too).
 EPHEMERAL_EDUS = {"m.typing", "m.presence", "m.receipt"}
 MAX_MEMORY_EDUS = 1000
@@ -234,7 +236,7 @@ class FederationSender:
                 if d.catching_up:
                     # First attempt after an outage: don't replay a long backlog.
                     pdus, _ = await self.store.count_outbox(d.name)
-                    if pdus > MAX_PDUS_PER_TXN:
+                    if pdus > CATCH_UP_THRESHOLD:
                         dropped = await self.store.collapse_outbox_pdus(d.name, CATCH_UP_KEEP_PER_ROOM)
                         logger.info("catch-up to %s: skipping %d old PDUs", d.name, dropped)
                 rows = await self.store.get_outbox(d.name, 0, MAX_PDUS_PER_TXN + MAX_EDUS_PER_TXN)

@@ -114,15 +114,25 @@ class SenderTest(unittest.TestCase):
         _, sender, t = await self._sender()
         t.mode = "down"
         sender.send_pdu(["remote.example"], pdu(0, "!quiet:x"))
-        for i in range(80):
+        for i in range(600):
             sender.send_pdu(["remote.example"], pdu(i, "!busy:x"))
-        await wait_for(lambda: _check(sender.store.count_outbox("remote.example"), lambda c: c[0] == 81))
+        await wait_for(lambda: _check(sender.store.count_outbox("remote.example"), lambda c: c[0] == 601))
         t.mode = "ok"
         sender.on_remote_alive("remote.example")
         await wait_for(lambda: _check(sender.store.count_outbox("remote.example"), lambda c: c == (0, 0)))
         busy = [p["content"]["n"] for p in t.pdus() if p["room_id"] == "!busy:x"]
-        self.assertEqual(busy, list(range(70, 80)))
+        self.assertEqual(busy, list(range(550, 600)))
         self.assertEqual([p["room_id"] for p in t.pdus()].count("!quiet:x"), 1)
+
+    async def test_short_outage_replays_everything(self) -> None:
+        _, sender, t = await self._sender()
+        t.mode = "down"
+        for i in range(120):
+            sender.send_pdu(["remote.example"], pdu(i))
+        await wait_for(lambda: _check(sender.store.count_outbox("remote.example"), lambda c: c[0] == 120))
+        t.mode = "ok"
+        await wait_for(lambda: len(t.pdus()) == 120, timeout=5)
+        self.assertEqual([p["content"]["n"] for p in t.pdus()], list(range(120)))
 
     async def test_refusal_drops_without_backoff(self) -> None:
         _, sender, t = await self._sender()
