@@ -254,6 +254,9 @@ class E2EKeysStore:
                     "DELETE FROM e2e_cross_signing_signatures WHERE target_user_id = ? AND target_device_id = ?",
                     (user_id, device_id),
                 )
+                txn.execute(
+                    "DELETE FROM e2e_dehydrated_devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)
+                )
 
         await self.db.write(txn_fn, name="e2e_delete_device_keys")
 
@@ -462,3 +465,64 @@ class E2EKeysStore:
             )
             is not None
         )
+
+    # -- dehydrated devices (MSC3814) -------------------------------------------------
+
+    async def dehydrated_get(self, user_id: str) -> tuple[str, dict[str, Any]] | None:
+        row = await self.db.read(
+            lambda txn: txn.select_one(
+                "SELECT device_id, device_data FROM e2e_dehydrated_devices WHERE user_id = ?", (user_id,)
+            ),
+            name="dehydrated_get",
+        )
+        return (row[0], json.loads(row[1])) if row else None
+
+    async def dehydrated_set(
+        self, user_id: str, device_id: str, device_data: dict[str, Any], display_name: str | None
+    ) -> str | None:
+        """Registers the device (no access token: nobody logs in as it) and makes it the
+        user's dehydrated device; returns the previous one's id, if any."""
+
+        def txn_fn(txn: Txn) -> str | None:
+            old = txn.select_value("SELECT device_id FROM e2e_dehydrated_devices WHERE user_id = ?", (user_id,))
+            if txn.select_one("SELECT 1 FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)) is None:
+                txn.execute(
+                    "INSERT INTO devices (user_id, device_id, display_name, last_seen_ts) VALUES (?, ?, ?, ?)",
+                    (user_id, device_id, display_name, now_ms()),
+                )
+            txn.upsert(
+                "e2e_dehydrated_devices",
+                {"user_id": user_id},
+                {"device_id": device_id, "device_data": json.dumps(device_data), "ts": now_ms()},
+            )
+            return old if old != device_id else None
+
+        return await self.db.write(txn_fn, name="dehydrated_set")
+
+    async def dehydrated_forget(self, user_id: str, device_id: str) -> bool:
+        def txn_fn(txn: Txn) -> bool:
+            txn.execute("DELETE FROM e2e_dehydrated_devices WHERE user_id = ? AND device_id = ?", (user_id, device_id))
+            return txn.rowcount > 0
+
+        return await self.db.write(txn_fn, name="dehydrated_forget")
+
+    async def dehydrated_messages(
+        self, user_id: str, device_id: str, since: int, up_to: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """To-device messages for the dehydrated device after ``since`` (those up to
+        ``since`` were received by the client and are deleted), and the last stream id."""
+
+        def txn_fn(txn: Txn) -> tuple[list[dict[str, Any]], int]:
+            if since > 0:
+                txn.execute(
+                    "DELETE FROM to_device_messages WHERE user_id = ? AND device_id = ? AND stream_id <= ?",
+                    (user_id, device_id, since),
+                )
+            rows = txn.select_all(
+                "SELECT stream_id, message FROM to_device_messages WHERE user_id = ? AND device_id = ?"
+                " AND stream_id > ? AND stream_id <= ? ORDER BY stream_id LIMIT ?",
+                (user_id, device_id, since, up_to, limit),
+            )
+            return [json.loads(r[1]) for r in rows], (rows[-1][0] if rows else max(since, 0))
+
+        return await self.db.write(txn_fn, name="dehydrated_messages")

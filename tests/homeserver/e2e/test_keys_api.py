@@ -304,3 +304,69 @@ class ClaimRaceSQLiteTest(ClaimRaceMixin, unittest.TestCase):
 
 class ClaimRacePostgresTest(ClaimRaceMixin, unittest.TestCase):
     database = "postgresql"
+
+
+class DehydratedDeviceTest(unittest.TestCase):
+    """MSC3814 as Synapse serves it (unstable prefix)."""
+
+    async def test_dehydrated_device_lifecycle(self) -> None:
+        server = await _start(self)
+        alice = await MatrixClient.register(server.base_url, "alice")
+        bob = await MatrixClient.register(server.base_url, "bob")
+        base = "/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device"
+        code, body = await alice.raw("GET", base)
+        self.assertEqual((code, body["errcode"]), (404, "M_NOT_FOUND"))
+
+        dehydrated = MatrixClient(server.base_url, None, alice.user_id, "DEHYDRATED1")
+        ed = Ed25519("DEHYDRATED1")
+        keys = device_keys(dehydrated, ed)
+        keys["dehydrated"] = True
+        put = {
+            "device_id": "DEHYDRATED1",
+            "device_data": {"algorithm": "org.matrix.msc3814.v1.olm", "device_pickle": "opaque"},
+            "initial_device_display_name": "Dehydrated device",
+            "device_keys": keys,
+            "one_time_keys": _otks("D", 2),
+            "fallback_keys": {"signed_curve25519:DFB": {"key": "dfb", "fallback": True, "signatures": SIGS}},
+        }
+        # A logged-in device's id cannot be taken over.
+        code, _ = await alice.raw("PUT", base, {**put, "device_id": alice.device_id})
+        self.assertEqual(code, 400)
+        self.assertEqual(await alice.request("PUT", base, put), {"device_id": "DEHYDRATED1"})
+        got = await alice.request("GET", base)
+        self.assertEqual(got, {"device_id": "DEHYDRATED1", "device_data": put["device_data"]})
+        q = await bob.post("/keys/query", {"device_keys": {alice.user_id: []}})
+        self.assertTrue(q["device_keys"][alice.user_id]["DEHYDRATED1"]["dehydrated"])
+        c = await bob.post("/keys/claim", {"one_time_keys": {alice.user_id: {"DEHYDRATED1": "signed_curve25519"}}})
+        self.assertIn("signed_curve25519:D0000", c["one_time_keys"][alice.user_id]["DEHYDRATED1"])
+
+        # To-device messages wait for it; paginated with d-tokens.
+        for i in range(3):
+            await bob.put(f"/sendToDevice/m.room.encrypted/d{i}", {"messages": {alice.user_id: {"DEHYDRATED1": {"n": i}}}})
+        code, body = await alice.raw("GET", f"{base}/OTHER/events")
+        self.assertEqual(code, 403)
+        page = await alice.request("GET", f"{base}/DEHYDRATED1/events?limit=2")
+        self.assertEqual([e["content"]["n"] for e in page["events"]], [0, 1])
+        page2 = await alice.request("GET", f"{base}/DEHYDRATED1/events?limit=2&from={page['next_batch']}")
+        self.assertEqual([e["content"]["n"] for e in page2["events"]], [2])
+        self.assertNotIn("next_batch", page2)
+        post = await alice.request("POST", f"{base}/DEHYDRATED1/events", {"next_batch": page["next_batch"]})
+        self.assertEqual([e["content"]["n"] for e in post["events"]], [2])
+        code, _ = await alice.raw("GET", f"{base}/DEHYDRATED1/events?from=bogus")
+        self.assertEqual(code, 400)
+
+        # A new dehydrated device replaces (deletes) the old one and its keys.
+        put2 = dict(put, device_id="DEHYDRATED2", device_keys=device_keys(MatrixClient(server.base_url, None, alice.user_id, "DEHYDRATED2"), Ed25519("DEHYDRATED2")))
+        put2.pop("one_time_keys")
+        await alice.request("PUT", base, put2)
+        devices = [d["device_id"] for d in (await alice.get("/devices"))["devices"]]
+        self.assertNotIn("DEHYDRATED1", devices)
+        self.assertIn("DEHYDRATED2", devices)
+        q = await bob.post("/keys/query", {"device_keys": {alice.user_id: []}})
+        self.assertNotIn("DEHYDRATED1", q["device_keys"][alice.user_id])
+
+        self.assertEqual(await alice.request("DELETE", base), {"device_id": "DEHYDRATED2"})
+        code, _ = await alice.raw("GET", base)
+        self.assertEqual(code, 404)
+        q = await bob.post("/keys/query", {"device_keys": {alice.user_id: []}})
+        self.assertEqual(list(q["device_keys"][alice.user_id]), [])
