@@ -317,10 +317,10 @@ class ForwardingSender:
         # counters for aiortc's RTCP sender reports
         v = self._vars
         if not self._sr_from_publisher:
-            v[_S + "ntp_timestamp"] = aiortc_clock.current_ntp_time()
-            v[_S + "rtp_timestamp"] = ts
-        v[_S + "octet_count"] += len(src.payload)
-        v[_S + "packet_count"] += 1
+            v[_SR_NTP] = aiortc_clock.current_ntp_time()
+            v[_SR_RTP] = ts
+        v[_SR_OCTETS] += len(src.payload)
+        v[_SR_PACKETS] += 1
         self.packets += 1
         return True
 
@@ -349,10 +349,14 @@ class ForwardingSender:
     def set_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
         """Use the publisher's NTP/RTP pair (RTP already rewritten) in our sender reports."""
         self._sr_from_publisher = True
-        self._vars[_S + "ntp_timestamp"] = ntp_timestamp
-        self._vars[_S + "rtp_timestamp"] = rtp_timestamp
+        self._vars[_SR_NTP] = ntp_timestamp
+        self._vars[_SR_RTP] = rtp_timestamp
 
 
+_SR_NTP = _S + "ntp_timestamp"
+_SR_RTP = _S + "rtp_timestamp"
+_SR_OCTETS = _S + "octet_count"
+_SR_PACKETS = _S + "packet_count"
 _HEADER = struct.Struct("!BBHII")
 _SEQ = struct.Struct("!H")
 _SSRC = struct.Struct("!I")

@@ -62,6 +62,7 @@ class PublishedTrack:
         self.pli_interval = pli_interval
         self.on_audio_level = on_audio_level
         self.downtracks: dict[str, DownTrack] = {}
+        self._fanout: tuple[DownTrack, ...] = ()  # snapshot iterated per packet
         self.client_track_id: str | None = None  # the publisher's msid track id (= cid)
         self.tap: ReceiverTap | None = None
         self.media_ssrc: int | None = None
@@ -86,7 +87,8 @@ class PublishedTrack:
         self.media_ssrc = packet.ssrc
         if self.on_audio_level is not None and packet.extensions.audio_level is not None:
             self.on_audio_level(packet.extensions.audio_level[1])
-        if not self.downtracks:
+        fanout = self._fanout
+        if not fanout:
             return
         t0 = self.tap.arrival_time() if stats.collect_latency and self.tap else 0.0
         p0 = time.perf_counter() if t0 else 0.0
@@ -95,7 +97,7 @@ class PublishedTrack:
         abs_send_time = (current_ntp_time() >> 14) & 0x00FFFFFF
         if not packet.payload:
             return  # padding-only probe: meaningless to the subscribers' decoders
-        for dt in list(self.downtracks.values()):
+        for dt in fanout:
             dt.forward(packet, abs_send_time)
             if t0:
                 stats.latencies.append(time.time() - t0)
@@ -122,13 +124,16 @@ class PublishedTrack:
 
     def add_downtrack(self, dt: "DownTrack") -> None:
         self.downtracks[dt.subscriber_sid] = dt
+        self._fanout = tuple(self.downtracks.values())
 
     def remove_downtrack(self, subscriber_sid: str) -> None:
         self.downtracks.pop(subscriber_sid, None)
+        self._fanout = tuple(self.downtracks.values())
 
     def close(self) -> None:
         self.closed = True
         self.downtracks.clear()
+        self._fanout = ()
 
 
 class DownTrack:

@@ -127,10 +127,11 @@ class Participant:
 
     # ---- publishing --------------------------------------------------------------------
 
-    def add_track(self, req: rtc.AddTrackRequest) -> None:
+    def add_track(self, req: rtc.AddTrackRequest) -> PublishedTrack | None:
+        """Announce a track; returns it if its media is already arriving (offer came first)."""
         if not self.grant.can_publish:
             log.info("%s: add_track refused, no canPublish", self.identity)
-            return
+            return None
         info = models.TrackInfo(
             sid=track_sid(),
             type=req.type,
@@ -156,6 +157,16 @@ class Participant:
         self.track_infos[info.sid] = info
         self.pending_by_cid[req.cid] = info
         self.send(rtc.SignalResponse(track_published=rtc.TrackPublishedResponse(cid=req.cid, track=info)))
+        # the client's offer may already carry this track's m-line (add_track arrived late)
+        pc = self.publisher_pc
+        if pc is not None and pc.remoteDescription is not None:
+            for t in pc.getTransceivers():
+                if (t.kind in ("audio", "video") and t.mid not in self._by_mid
+                        and t._offerDirection in ("recvonly", "sendrecv")):
+                    published = self._match_track(t, None)
+                    if published is not None:
+                        return published
+        return None
 
     def _ensure_publisher_pc(self) -> RTCPeerConnection:
         if self.publisher_pc is None:

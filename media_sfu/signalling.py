@@ -260,7 +260,9 @@ class SignalProtocol(WebSocketServerProtocol):
         elif kind == "trickle":
             await p.handle_trickle(req.trickle)
         elif kind == "add_track":
-            p.add_track(req.add_track)
+            late = p.add_track(req.add_track)
+            if late is not None:
+                room.tracks_published(p, [late])
         elif kind == "mute":
             if p.set_muted(req.mute.sid, req.mute.muted):
                 room.broadcast_update(p)
