@@ -2,7 +2,9 @@
 //  1. alice and bob exchange messages in an encrypted room and decrypt each other's;
 //  2. alice bootstraps cross-signing, secret storage and a key backup (recovery key);
 //  3. alice logs in on a new device, restores the backup with the recovery key and
-//     decrypts the old messages.
+//     decrypts the old messages;
+//  4. that device sets up a dehydrated device (MSC3814); with all of alice's devices
+//     offline bob sends a message; a newly logged-in device rehydrates and decrypts it.
 // Usage: node e2ee.mjs <base_url> <alice_localpart> <bob_localpart> <password>
 // Prints progress on stderr and "E2EE-JS-OK {json}" on stdout when every check passed.
 
@@ -208,6 +210,42 @@ try {
     return bodies.includes("hello bob from js") && bodies.includes("hi alice from js");
   });
   log("new device decrypted the old messages from the backup");
+
+  // -- a dehydrated device (MSC3814) receives keys while alice is offline ---------------
+  // (Dehydration needs the cross-signing keys: the first device holds them.)
+  if (!(await aliceCrypto.isDehydrationSupported())) throw new Error("server does not offer dehydrated devices");
+  await aliceCrypto.startDehydration();
+  const dehydrated = await waitFor("a dehydrated device", async () => {
+    const res = await fetch(`${baseUrl}/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device`, {
+      headers: { Authorization: `Bearer ${alice.getAccessToken()}` },
+    });
+    return res.status === 200 ? (await res.json()).device_id : null;
+  });
+  log("dehydrated device", dehydrated);
+  // Every one of alice's real devices goes offline.
+  alice.stopClient();
+  alice2.stopClient();
+  // bob learns about the dehydrated device and sends with a brand-new megolm session, so
+  // only devices that exist now (the dehydrated one among them) can get its key.
+  await waitFor("bob to see alice's dehydrated device", async () => {
+    const devices = await bob.getCrypto().getUserDeviceInfo([alice.getUserId()], true);
+    return devices.get(alice.getUserId())?.has(dehydrated);
+  });
+  await bob.getCrypto().forceDiscardSession(roomId);
+  await bob.sendMessage(roomId, { msgtype: "m.text", body: "while you were away" });
+  log("bob sent a message while alice was offline");
+  const alice3 = await login(aliceName, alice2Key);
+  clients.push(alice3);
+  // The new device takes the cross-signing keys from secret storage (recovery key), then
+  // rehydrates the dehydrated device and collects the room keys it received.
+  await alice3.getCrypto().bootstrapCrossSigning({
+    authUploadDeviceSigningKeys: (makeRequest) => uiaPassword(alice3, aliceName, makeRequest),
+  });
+  await alice3.getCrypto().startDehydration();
+  await waitFor("alice3 to decrypt the message sent while she was away", async () =>
+    (await decryptedBodies(alice3, roomId)).includes("while you were away"),
+  );
+  log("rehydrated device's keys decrypted the message sent while alice was offline");
   // The SDK logs to the console too: the result is the one line with this marker.
   console.log("E2EE-JS-OK " + JSON.stringify({ roomId, backupVersion: backupInfo.version }));
 } finally {
