@@ -129,3 +129,100 @@ async def _synapse_side_userinfo(wspr, token: str):
     return await raw_federation_request(
         wspr.hs.federation_listening_port, "GET", "/_matrix/federation/v1/openid/userinfo?access_token=" + quote(token)
     )
+
+
+class SynapseEduTest(unittest.TestCase):
+    timeout = 180
+    if synapse is None:
+        skip = "matrix-synapse is not installed"
+
+    async def test_typing_and_receipts_with_synapse(self) -> None:
+        workdir = tempfile.mkdtemp(prefix="wspr-fed-synapse-")
+        syn = SynapseServer(workdir)
+        self.addCleanup(shutil.rmtree, workdir, True)
+        self.addCleanup(syn.stop_async)
+        await syn.start_async()
+        wspr = await start_federating(self)
+        if wspr.hs.membership.remote_join is None:
+            raise unittest.SkipTest("federated joins are not available")
+        reg = await syn.register_user_async("sam", "sam-pw")
+        sam = MatrixClient(syn.client_url, reg["access_token"], reg["user_id"])
+        room_id = (await sam.post("/createRoom", {"preset": "public_chat"}))["room_id"]
+        alice = await MatrixClient.register(wspr.base_url, "alice")
+        await alice.post(f"/join/{quote(room_id)}?server_name={quote(syn.server_name)}", {})
+
+        async def sam_sees_alice_joined() -> bool:
+            members = await sam.get(f"/rooms/{quote(room_id)}/joined_members")
+            return alice.user_id in members.get("joined", {})
+
+        await wait_for(sam_sees_alice_joined, timeout=30)
+
+        # WSPR -> Synapse typing
+        await alice.put(f"/rooms/{quote(room_id)}/typing/{quote(alice.user_id)}", {"typing": True, "timeout": 20000})
+        await wait_for(lambda: _sync_typing(sam, room_id, alice.user_id), timeout=20)
+        # Synapse -> WSPR typing
+        await sam.put(f"/rooms/{quote(room_id)}/typing/{quote(sam.user_id)}", {"typing": True, "timeout": 20000})
+        await wait_for(lambda: _sync_typing(alice, room_id, sam.user_id), timeout=20)
+        await sam.put(f"/rooms/{quote(room_id)}/typing/{quote(sam.user_id)}", {"typing": False})
+        await wait_for(lambda: _sync_typing(alice, room_id, sam.user_id, present=False), timeout=20)
+        await alice.put(f"/rooms/{quote(room_id)}/typing/{quote(alice.user_id)}", {"typing": False})
+
+        # Synapse message, WSPR read receipt -> Synapse; and the other way
+        event_id = await sam.send_message(room_id, "hi from synapse")
+        await wait_for(lambda: wspr.hs.store.get_event(event_id), timeout=20)
+        # Synapse's initial sync leaves out receipts: watch incremental syncs.
+        sam_watch = await _Watcher.start(sam, room_id)
+        await alice.post(f"/rooms/{quote(room_id)}/receipt/m.read/{quote(event_id)}", {})
+        await wait_for(lambda: sam_watch.receipt(event_id, alice.user_id), timeout=20)
+        wspr_event = await alice.send_message(room_id, "hi from wspr")
+
+        async def sam_has(eid: str) -> bool:
+            try:
+                await sam.get(f"/rooms/{quote(room_id)}/event/{quote(eid)}")
+                return True
+            except MatrixRequestError:
+                return False
+
+        await wait_for(lambda: sam_has(wspr_event), timeout=20)
+        await sam.post(f"/rooms/{quote(room_id)}/receipt/m.read/{quote(wspr_event)}", {})
+        await wait_for(lambda: _sync_receipt(alice, room_id, wspr_event, sam.user_id), timeout=20)
+        # every transaction we sent was accepted
+        self.assertEqual(wspr.hs.federation_sender.retry_state(syn.server_name), (0, 0))
+
+
+class _Watcher:
+    def __init__(self, client: MatrixClient, room_id: str, since: str) -> None:
+        self.client, self.room_id, self.since = client, room_id, since
+        self.events: list = []
+
+    @classmethod
+    async def start(cls, client: MatrixClient, room_id: str) -> "_Watcher":
+        return cls(client, room_id, (await client.sync())["next_batch"])
+
+    async def receipt(self, event_id: str, user_id: str) -> bool:
+        body = await self.client.sync(since=self.since)
+        self.since = body["next_batch"]
+        room = body.get("rooms", {}).get("join", {}).get(self.room_id, {})
+        self.events.extend(room.get("ephemeral", {}).get("events", []))
+        return any(
+            ev["type"] == "m.receipt" and user_id in ev["content"].get(event_id, {}).get("m.read", {}) for ev in self.events
+        )
+
+
+async def _sync_ephemeral(client: MatrixClient, room_id: str) -> list:
+    body = await client.sync()
+    return body.get("rooms", {}).get("join", {}).get(room_id, {}).get("ephemeral", {}).get("events", [])
+
+
+async def _sync_typing(client: MatrixClient, room_id: str, user_id: str, present: bool = True) -> bool:
+    for ev in await _sync_ephemeral(client, room_id):
+        if ev["type"] == "m.typing":
+            return (user_id in ev["content"]["user_ids"]) == present
+    return not present
+
+
+async def _sync_receipt(client: MatrixClient, room_id: str, event_id: str, user_id: str) -> bool:
+    for ev in await _sync_ephemeral(client, room_id):
+        if ev["type"] == "m.receipt" and user_id in ev["content"].get(event_id, {}).get("m.read", {}):
+            return True
+    return False
