@@ -245,6 +245,9 @@ class WsprServer(BenchServer):
         with open(self.config_path) as f:
             cfg = yaml.safe_load(f) or {}
         cfg["rate_limits"] = {"enabled": False}
+        # Messaging benchmarks compare homeservers: Synapse runs no SFU, so neither do we
+        # (it would otherwise count in the process tree's CPU and RSS).
+        cfg.setdefault("sfu", {})["enabled"] = False
         cfg["registration_shared_secret"] = self.registration_shared_secret
         _deep_merge(cfg, self.extra_config)
         with open(self.config_path, "w") as f:
