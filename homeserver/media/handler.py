@@ -21,7 +21,6 @@ from homeserver.media.filestore import MEDIA_ID_RE, MediaFileStore
 from homeserver.media.thumbnailer import (
     THUMBNAILABLE_TYPES,
     ImageTooLarge,
-    ThumbnailError,
     choose_size,
     make_thumbnail,
 )
@@ -59,11 +58,19 @@ class RemoteMedia:
 FetchRemote = Callable[[str, str, int], Awaitable["RemoteMedia | None"]]
 
 
+# Files bigger than this are streamed from disk rather than read into memory.
+STREAM_THRESHOLD = 4 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class MediaContent:
-    data: bytes
+    """Content to serve: in memory (``data``), or a file on disk to stream (``path``)."""
+
+    data: bytes | None
     content_type: str
     upload_name: str | None
+    path: str | None = None
+    size: int = 0
 
 
 class MediaHandler:
@@ -176,11 +183,28 @@ class MediaHandler:
             record = await self.store.get_local_media(media_id)
             if record is None or record.pending:
                 raise MatrixError(504, "M_NOT_YET_UPLOADED", "Content has not yet been uploaded")
-        data = await self.files.read(self.files.local_path(media_id))
+        return await self._from_disk(
+            self.files.local_path(media_id), record.size, record.content_type, record.upload_name
+        )
+
+    async def _from_disk(self, path: str, size: int, content_type: str | None, upload_name: str | None) -> MediaContent:
+        ctype = content_type or "application/octet-stream"
+        if size > STREAM_THRESHOLD:
+            return MediaContent(None, ctype, upload_name, path=path, size=size)
+        data = await self.files.read(path)
         if data is None:
-            logger.warning("media %s is in the database but not on disk", media_id)
+            logger.warning("media file %s is in the database but not on disk", path)
             raise NotFound("Unknown media")
-        return MediaContent(data, record.content_type or "application/octet-stream", record.upload_name)
+        return MediaContent(data, ctype, upload_name, size=len(data))
+
+    async def load(self, content: MediaContent) -> bytes:
+        """The bytes of content that may be on disk only."""
+        if content.data is not None:
+            return content.data
+        data = await self.files.read(content.path or "")
+        if data is None:
+            raise NotFound("Unknown media")
+        return data
 
     async def _wait_for_upload(self, media_id: str, timeout_ms: int | None) -> None:
         timeout = DEFAULT_WAIT_MS if timeout_ms is None else max(0, min(timeout_ms, MAX_WAIT_MS))
@@ -199,9 +223,11 @@ class MediaHandler:
     async def _get_remote(self, server_name: str, media_id: str) -> MediaContent:
         record = await self.store.get_remote_media(server_name, media_id)
         if record is not None:
-            data = await self.files.read(self.files.remote_path(server_name, record.filesystem_id))
-            if data is not None:
-                return MediaContent(data, record.content_type or "application/octet-stream", record.upload_name)
+            path = self.files.remote_path(server_name, record.filesystem_id)
+            try:
+                return await self._from_disk(path, record.size, record.content_type, record.upload_name)
+            except NotFound:
+                pass  # the cached file is gone: fetch it again
         if self.fetch_remote is None:
             raise NotFound("Remote media is not available")
         key = (server_name, media_id)
@@ -241,7 +267,9 @@ class MediaHandler:
                 now_ms(),
             )
         )
-        return MediaContent(remote.data, remote.content_type or "application/octet-stream", remote.upload_name)
+        return MediaContent(
+            remote.data, remote.content_type or "application/octet-stream", remote.upload_name, size=len(remote.data)
+        )
 
     # -- thumbnails -------------------------------------------------------------------
 
@@ -267,19 +295,20 @@ class MediaHandler:
         path = self.files.thumbnail_path(origin, media_id, tw, th, tmethod, out_type)
         cached = await self.files.read(path)
         if cached is not None:
-            return MediaContent(cached, out_type, None)
+            return MediaContent(cached, out_type, None, size=len(cached))
+        data = await self.load(content)
         try:
             thumb = await threads.deferToThreadPool(
-                self.hs.reactor, self.hs.reactor.getThreadPool(), make_thumbnail, content.data, source_type, tw, th, tmethod
+                self.hs.reactor, self.hs.reactor.getThreadPool(), make_thumbnail, data, source_type, tw, th, tmethod
             )
         except ImageTooLarge:
             raise TooLarge("Image is too large to thumbnail") from None
-        except ThumbnailError as e:
+        except Exception as e:  # any decoder failure on hostile input is the content's fault
             logger.info("cannot thumbnail %s/%s: %s", server_name, media_id, e)
             raise MatrixError(400, "M_UNKNOWN", "Cannot generate a thumbnail for this content") from None
         if thumb is None:
             # The original is no larger than the thumbnail would be: serve it.
-            return MediaContent(content.data, content.content_type, None)
+            return MediaContent(data, content.content_type, None, size=len(data))
         if thumb.content_type == out_type:
             await self.files.write(path, thumb.data)
-        return MediaContent(thumb.data, thumb.content_type, None)
+        return MediaContent(thumb.data, thumb.content_type, None, size=len(thumb.data))

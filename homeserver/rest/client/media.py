@@ -6,9 +6,11 @@ federation /media/download and /media/thumbnail endpoints."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 from typing import TYPE_CHECKING, Any
 
+from twisted.protocols.basic import FileSender
 from twisted.web.server import Request
 
 from homeserver.http.errors import MatrixError, NotFound, TooLarge
@@ -50,8 +52,35 @@ def _upload_params(request: Request, max_size: int) -> tuple[bytes, str | None, 
     return data, content_type or None, filename or None
 
 
-def _response(content: MediaContent, filename: str | None, authenticated: bool) -> RawResponse:
-    return RawResponse(200, content.data, media_headers(content.content_type, filename or content.upload_name, authenticated))
+def _response(request: Request, content: MediaContent, filename: str | None, authenticated: bool) -> RawResponse | None:
+    headers = media_headers(content.content_type, filename or content.upload_name, authenticated)
+    if content.data is not None:
+        return RawResponse(200, content.data, headers)
+    _stream_file(request, content.path or "", headers)
+    return None
+
+
+def _stream_file(request: Request, path: str, headers: dict[str, str]) -> None:
+    """Sends a large file from disk in chunks (the router's "handler wrote it" path)."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise NotFound("Unknown media") from None
+    request.setResponseCode(200)
+    for k, v in headers.items():
+        request.setHeader(k.encode(), v.encode())
+    request.setHeader(b"Content-Length", str(os.fstat(f.fileno()).st_size).encode())
+    if request.method == b"HEAD":
+        f.close()
+        request.finish()
+        return
+
+    def done(result: Any) -> None:
+        f.close()
+        if not request.finished and not getattr(request, "_disconnected", False):
+            request.finish()
+
+    FileSender().beginFileTransfer(f, request).addBoth(done)
 
 
 def register(hs: "HomeServer", router: Router) -> None:
@@ -82,19 +111,19 @@ def register(hs: "HomeServer", router: Router) -> None:
         raise MatrixError(404, "M_UNRECOGNIZED", "URL previews are not supported by this server")
 
     def download_handler(authenticated: bool) -> Any:
-        async def download(request: Request, server_name: str, media_id: str, file_name: str | None = None) -> RawResponse:
+        async def download(request: Request, server_name: str, media_id: str, file_name: str | None = None) -> RawResponse | None:
             if authenticated:
                 await hs.auth.get_user_by_req(request, allow_guest=True)
             _check_server_name(server_name)
             timeout_ms = parse_integer(request, "timeout_ms")
             allow_remote = parse_boolean(request, "allow_remote", default=True)
             content = await media.get_content(server_name, media_id, timeout_ms, allow_remote)
-            return _response(content, file_name, authenticated)
+            return _response(request, content, file_name, authenticated)
 
         return download
 
     def thumbnail_handler(authenticated: bool) -> Any:
-        async def thumbnail(request: Request, server_name: str, media_id: str) -> RawResponse:
+        async def thumbnail(request: Request, server_name: str, media_id: str) -> RawResponse | None:
             if authenticated:
                 await hs.auth.get_user_by_req(request, allow_guest=True)
             _check_server_name(server_name)
@@ -107,7 +136,7 @@ def register(hs: "HomeServer", router: Router) -> None:
             content = await media.get_thumbnail(
                 server_name, media_id, width, height, method or "scale", timeout_ms, allow_remote  # type: ignore[arg-type]
             )
-            return _response(content, None, authenticated)
+            return _response(request, content, None, authenticated)
 
         return thumbnail
 
@@ -132,14 +161,15 @@ def register_federation(hs: "HomeServer") -> None:
         return
     media = hs.media
 
-    def multipart(content: MediaContent) -> RawResponse:
+    async def multipart(content: MediaContent) -> RawResponse:
         headers = media_headers(content.content_type, content.upload_name, authenticated=True)
-        body, ctype = build_multipart(content.data, {k: headers[k] for k in ("Content-Type", "Content-Disposition")})
+        data = await media.load(content)
+        body, ctype = build_multipart(data, {k: headers[k] for k in ("Content-Type", "Content-Disposition")})
         return RawResponse(200, body, {"Content-Type": ctype})
 
     async def fed_download(request: Request, origin: str, media_id: str) -> RawResponse:
         timeout_ms = parse_integer(request, "timeout_ms")
-        return multipart(await media.get_content(hs.server_name, media_id, timeout_ms, allow_remote=False))
+        return await multipart(await media.get_content(hs.server_name, media_id, timeout_ms, allow_remote=False))
 
     async def fed_thumbnail(request: Request, origin: str, media_id: str) -> RawResponse:
         width = parse_integer(request, "width", required=True)
@@ -149,7 +179,7 @@ def register_federation(hs: "HomeServer") -> None:
         content = await media.get_thumbnail(
             hs.server_name, media_id, width, height, method or "scale", timeout_ms, allow_remote=False  # type: ignore[arg-type]
         )
-        return multipart(content)
+        return await multipart(content)
 
     prefix = "/_matrix/federation/v1/media"
     hs.federation_router.register("GET", prefix + "/download/(?P<media_id>[^/]+)", authenticated(hs, fed_download))

@@ -89,6 +89,25 @@ class MediaMixin:
         store = server.hs.config.media.store_path
         self.assertTrue(any(media_id[4:] in files for _, _, files in os.walk(store)))
 
+    async def test_large_file_is_streamed(self) -> None:
+        server = await start(self)
+        alice = await MatrixClient.register(server.base_url, "alice")
+        data = os.urandom(5 * 1024 * 1024 + 17)
+        code, body = await upload(alice, data, "video/mp4", "clip.mp4")
+        self.assertEqual(code, 200)
+        media_id = body["content_uri"].rsplit("/", 1)[1]
+        path = f"/_matrix/client/v1/media/download/localhost/{media_id}"
+        code, hdrs, got = await fetch(server.base_url, path, alice.access_token)
+        self.assertEqual((code, len(got), got == data), (200, len(data), True))
+        self.assertEqual(hdrs["content-disposition"], "inline; filename=clip.mp4")
+        self.assertEqual(hdrs["content-security-policy"], CSP)
+        resp = await treq.head(
+            (server.base_url + path).encode(),
+            headers={"Authorization": [f"Bearer {alice.access_token}"]},
+            pool=HTTPConnectionPool(reactor, persistent=False),
+        )
+        self.assertEqual((resp.code, await resp.content()), (200, b""))
+
     async def test_unsafe_types_are_attachments(self) -> None:
         server = await start(self)
         alice = await MatrixClient.register(server.base_url, "alice")
