@@ -169,7 +169,8 @@ async def twisted_srv_lookup(name: str) -> tuple[list[tuple[int, int, str, int]]
     from twisted.names import client, dns, error
 
     try:
-        answers, _, _ = await client.lookupService(name)
+        # Short timeouts: a missing SRV record must not hold a request for a minute.
+        answers, _, _ = await client.lookupService(name, timeout=(2, 5))
     except (error.DNSNameError, error.DomainError):
         return [], SRV_DEFAULT_CACHE_S
     records = []

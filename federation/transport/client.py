@@ -162,6 +162,8 @@ class FederationTransport:
         await self.pool.closeCachedConnections()
 
     def check_destination(self, destination: str) -> None:
+        if not self.hs.config.federation.enabled:
+            raise FederationDenied(destination, "federation is disabled on this server")
         if destination == self.hs.server_name:
             raise FederationDenied(destination, "that is this server")
         try:
