@@ -27,7 +27,9 @@ logger = logging.getLogger(__name__)
 
 
 class Keyring(Protocol):
-    async def verify_json_for_server(self, server_name: str, obj: Mapping[str, Any]) -> None: ...
+    async def verify_json_for_server(
+        self, server_name: str, obj: Mapping[str, Any], valid_at_ts: int | None = None
+    ) -> None: ...
 
 
 class InvalidPdu(Exception):
@@ -61,9 +63,11 @@ async def check_signatures_and_hash(keyring: Keyring, event: Event, version: Roo
         servers = required_signing_servers(event.pdu, version)
     except Exception as e:
         raise InvalidPdu(f"Cannot tell who must sign the event: {e}") from None
+    ts = event.pdu.get("origin_server_ts")
     for server in sorted(servers):
         try:
-            await keyring.verify_json_for_server(server, redacted)
+            # The key must have been valid when the event was made (strict key validity).
+            await keyring.verify_json_for_server(server, redacted, valid_at_ts=ts if isinstance(ts, int) else None)
         except Exception as e:
             raise InvalidPdu(f"Signature check for {server} failed: {e}") from None
     if not check_content_hash(event.pdu):

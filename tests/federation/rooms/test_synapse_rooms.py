@@ -75,6 +75,28 @@ class SynapseRoomsTest(unittest.TestCase):
         bodies = {e["content"].get("body") for e in page["chunk"] if e["type"] == "m.room.message"}
         self.assertIn("before join 0", bodies)
 
+        # A burst from Synapse: WSPR keeps every event (no staging cap).
+        from twisted.internet import defer
+
+        n = 150
+        for start in range(0, n, 15):
+            await defer.gatherResults(
+                [defer.ensureDeferred(bob.send_message(room_id, f"burst {i}")) for i in range(start, start + 15)]
+            )
+        burst = {f"burst {i}" for i in range(n)}
+        await alice_sync.until(lambda: burst <= set(alice_sync.bodies(room_id)), timeout=60)
+        # and one towards Synapse, paced and under 100 in all: Synapse prunes its staging
+        # queue past ~100 events per room (seen here: "Pruning 100 events ... from
+        # federation queue" when it processed ~25 PDUs/s on a busy machine)
+        m = 80
+        for start in range(0, m, 10):
+            await defer.gatherResults(
+                [defer.ensureDeferred(alice.send_message(room_id, f"paced {i}")) for i in range(start, start + 10)]
+            )
+            await sleep(0.2)
+        paced = {f"paced {i}" for i in range(m)}
+        await bob_sync.until(lambda: paced <= set(bob_sync.bodies(room_id)), timeout=60)
+
         # typing and receipts cross
         await bob.put(f"/rooms/{quote(room_id)}/typing/{quote(bob.user_id)}", {"typing": True, "timeout": 5000})
         await alice_sync.until(
