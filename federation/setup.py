@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from twisted.internet import defer
 
@@ -39,18 +39,19 @@ def setup_federation(hs: "HomeServer") -> None:
     register_queries(hs)
     register_edu_hooks(hs)
 
-    state: dict[str, Any] = {}
+    hs.federation_listener = None  # type: ignore[attr-defined]
 
     async def startup() -> None:
         if hs.config.federation_listener.enabled:
-            state["port"] = start_federation_listener(hs)
-            hs.federation_listening_port = state["port"].getHost().port  # type: ignore[attr-defined]
+            port = start_federation_listener(hs)
+            hs.federation_listener = port  # type: ignore[attr-defined]
+            hs.federation_listening_port = port.getHost().port  # type: ignore[attr-defined]
         if hs.config.federation.enabled:
             await sender.start()
 
     async def shutdown() -> None:
         await sender.stop()
-        port = state.pop("port", None)
+        port, hs.federation_listener = hs.federation_listener, None  # type: ignore[attr-defined]
         if port is not None:
             await defer.maybeDeferred(port.stopListening)
         await transport.close()
