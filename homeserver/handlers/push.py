@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from twisted.internet import defer
 
 from homeserver.events.event import Event
+from federation.ip_filter import IPFilter
 from homeserver.http.errors import MatrixError, NotFound
 from homeserver.protocol import auth_rules
 from homeserver.protocol.push_rules import (
@@ -90,6 +92,7 @@ class PushHandler:
         self._batch = _WriteBatch()
         self._flushing = False
         self._last_prune = now_ms()
+        self.gateway = PushGateway(hs, self)
         hs.rooms.persist_hooks.append(self.on_events_persisted)
 
     # -- rulesets ---------------------------------------------------------------------
@@ -350,6 +353,9 @@ class PushHandler:
                 self._invalidate(batch.invalidate)
                 for w in batch.waiters:
                     w.callback(None)
+                if batch.actions:
+                    # Push gateways hear about it in the background; /sync never waits for them.
+                    self.gateway.schedule(batch.actions)
             if now_ms() - self._last_prune > PRUNE_INTERVAL_MS:
                 # Piggybacks on the write path: no timer to keep running.
                 self._last_prune = now_ms()
@@ -468,6 +474,12 @@ class PushHandler:
     async def get_pushers(self, user_id: str) -> list[dict[str, Any]]:
         return await self.store.get_pushers(user_id)
 
+    async def total_unread(self, user_id: str) -> int:
+        total = 0
+        for room_id in self.hs.rooms.joined_rooms(user_id):
+            total += sum(n for n, _ in (await self._room_counts(user_id, room_id)).values())
+        return total
+
     async def set_pusher(self, requester: "Requester", body: dict[str, Any]) -> None:
         app_id, pushkey, kind = body.get("app_id"), body.get("pushkey"), body.get("kind", MISSING_KIND)
         if not isinstance(app_id, str) or not isinstance(pushkey, str):
@@ -478,6 +490,7 @@ class PushHandler:
             raise MatrixError(400, "M_INVALID_PARAM", "app_id or pushkey too long")
         if kind is None:
             await self.store.delete_pusher(requester.user_id, app_id, pushkey)
+            self.gateway.invalidate()
             return
         if not isinstance(kind, str):
             raise MatrixError(400, "M_INVALID_PARAM", "kind must be a string or null")
@@ -498,6 +511,144 @@ class PushHandler:
         if not isinstance(append, bool):
             raise MatrixError(400, "M_INVALID_PARAM", "append must be a boolean")
         await self.store.set_pusher(requester.user_id, requester.device_id, {**body, "kind": kind}, append)
+        self.gateway.invalidate()
 
 
 MISSING_KIND = object()
+
+
+class PushGateway:
+    """Sends notifications to the users' HTTP pushers (push gateway API /notify).
+
+    Best effort: one attempt per notification, failures are logged; a gateway that
+    rejects a pushkey gets the pusher removed. Gateway hosts are checked against the
+    federation IP blocklist so a user cannot aim the server at internal addresses.
+    """
+
+    TIMEOUT_S = 10.0
+
+    def __init__(self, hs: "HomeServer", push: PushHandler) -> None:
+        self.hs = hs
+        self.push = push
+        self.store = hs.store
+        self._users: set[str] | None = None
+        self._pushers: dict[str, list[dict[str, Any]]] = {}
+        fed = hs.config.federation
+        self._ip_filter = IPFilter(fed.ip_range_blocklist, fed.ip_range_allowlist)
+        # Deliveries in flight (tests wait for these).
+        self.inflight: set[defer.Deferred[Any]] = set()
+
+    def invalidate(self) -> None:
+        self._users = None
+        self._pushers.clear()
+
+    async def _pushers_for(self, user_id: str) -> list[dict[str, Any]]:
+        if self._users is None:
+            self._users = await self.store.get_pusher_users()
+        if user_id not in self._users:
+            return []
+        pushers = self._pushers.get(user_id)
+        if pushers is None:
+            pushers = self._pushers[user_id] = await self.store.get_pushers(user_id)
+        return pushers
+
+    def schedule(self, rows: list[PushActionRow]) -> None:
+        self._track(defer.ensureDeferred(self.deliver(rows)))
+
+    def _track(self, d: "defer.Deferred[Any]") -> None:
+        self.inflight.add(d)
+        d.addBoth(lambda r: (self.inflight.discard(d), r)[1])
+
+    async def deliver(self, rows: list[PushActionRow]) -> None:
+        try:
+            for row in rows:
+                pushers = [p for p in await self._pushers_for(row.user_id) if p["kind"] == "http"]
+                if not pushers:
+                    continue
+                event = await self.store.get_event(row.event_id)
+                if event is None:
+                    continue
+                notification = await self._notification(row, event)
+                for pusher in pushers:
+                    self._track(defer.ensureDeferred(self._send(row.user_id, pusher, row, notification)))
+        except Exception:
+            logger.exception("push gateway delivery failed")
+
+    async def _notification(self, row: PushActionRow, event: Event) -> dict[str, Any]:
+        rooms = self.hs.rooms
+        notification: dict[str, Any] = {
+            "event_id": event.event_id,
+            "room_id": event.room_id,
+            "type": event.type,
+            "sender": event.sender,
+            "prio": "high" if event.type in ("m.room.message", "m.room.encrypted", "m.call.invite") else "low",
+            "content": event.content,
+            "counts": {"unread": await self.push.total_unread(row.user_id)},
+        }
+        if event.is_state:
+            notification["user_is_target"] = event.state_key == row.user_id
+        name = await rooms.get_current_state_event(event.room_id, "m.room.name")
+        if name is not None and isinstance(name.content.get("name"), str):
+            notification["room_name"] = name.content["name"]
+        member = await rooms.get_current_state_event(event.room_id, "m.room.member", event.sender)
+        if member is not None and isinstance(member.content.get("displayname"), str):
+            notification["sender_display_name"] = member.content["displayname"]
+        return notification
+
+    async def _host_allowed(self, host: str, port: int) -> bool:
+        import socket
+
+        from twisted.internet import threads
+
+        try:
+            infos = await threads.deferToThreadPool(
+                self.hs.reactor, self.hs.reactor.getThreadPool(), socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM
+            )
+        except OSError:
+            return False
+        return bool(infos) and all(self._ip_filter.is_allowed(info[4][0]) for info in infos)
+
+    async def _send(self, user_id: str, pusher: dict[str, Any], row: PushActionRow, notification: dict[str, Any]) -> None:
+        import treq
+        from twisted.web.client import HTTPConnectionPool
+
+        data = dict(pusher.get("data") or {})
+        url = data.pop("url", None)
+        parsed = urlparse(url) if isinstance(url, str) else None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+            return
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        if not await self._host_allowed(parsed.hostname, port):
+            logger.warning("not pushing to %s: address is blocklisted", parsed.hostname)
+            return
+        tweaks = {
+            a["set_tweak"]: a.get("value", True) for a in row.actions if isinstance(a, dict) and "set_tweak" in a
+        }
+        device = {
+            "app_id": pusher["app_id"],
+            "pushkey": pusher["pushkey"],
+            "pushkey_ts": row.ts // 1000,
+            "data": data,
+            "tweaks": tweaks,
+        }
+        if data.get("format") == "event_id_only":
+            body: dict[str, Any] = {
+                k: notification[k] for k in ("event_id", "room_id", "counts", "prio") if k in notification
+            }
+        else:
+            body = dict(notification)
+        body["devices"] = [device]
+        try:
+            resp = await treq.post(
+                url.encode("utf-8"),
+                json={"notification": body},
+                timeout=self.TIMEOUT_S,
+                pool=HTTPConnectionPool(self.hs.reactor, persistent=False),
+            )
+            answer = await treq.json_content(resp) if resp.code == 200 else None
+        except Exception as e:
+            logger.info("push to %s failed: %s", parsed.hostname, e)
+            return
+        if isinstance(answer, dict) and pusher["pushkey"] in (answer.get("rejected") or []):
+            await self.store.delete_pusher_by_key(pusher["app_id"], pusher["pushkey"], user_id)
+            self.invalidate()

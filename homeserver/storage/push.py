@@ -306,6 +306,19 @@ class PushStore:
 
         await self.db.write(txn_fn, name="set_pusher")
 
+    async def get_pusher_users(self) -> set[str]:
+        return await self.db.read(
+            lambda txn: {r[0] for r in txn.select_all("SELECT DISTINCT user_id FROM pushers")}, name="get_pusher_users"
+        )
+
+    async def delete_pusher_by_key(self, app_id: str, pushkey: str, user_id: str) -> None:
+        await self.db.write(
+            lambda txn: txn.execute(
+                "DELETE FROM pushers WHERE app_id = ? AND pushkey = ? AND user_id = ?", (app_id, pushkey, user_id)
+            ),
+            name="delete_pusher_by_key",
+        )
+
     async def delete_pusher(self, user_id: str, app_id: str, pushkey: str) -> None:
         await self.db.write(
             lambda txn: txn.execute(

@@ -237,3 +237,83 @@ class PruneSQLiteTest(PruneMixin, unittest.TestCase):
 
 class PrunePostgresTest(PruneMixin, unittest.TestCase):
     database = "postgresql"
+
+
+class FakeGateway:
+    """A push gateway on loopback that records what it is sent."""
+
+    def __init__(self, reject: bool = False) -> None:
+        import json as _json
+
+        from twisted.web import resource, server as web_server
+
+        self.received: list[dict] = []
+        gateway = self
+
+        class Notify(resource.Resource):
+            isLeaf = True
+
+            def render_POST(self, request):  # type: ignore[no-untyped-def]
+                body = _json.loads(request.content.read())
+                gateway.received.append(body)
+                rejected = [d["pushkey"] for d in body["notification"]["devices"]] if reject else []
+                request.setHeader(b"Content-Type", b"application/json")
+                return _json.dumps({"rejected": rejected}).encode()
+
+        from twisted.internet import reactor as _reactor
+
+        self.port = _reactor.listenTCP(0, web_server.Site(Notify()), interface="127.0.0.1")
+        self.url = f"http://127.0.0.1:{self.port.getHost().port}/_matrix/push/v1/notify"
+
+
+class PushGatewayTest(unittest.TestCase):
+    async def _setup(self, reject: bool = False, **overrides):
+        from twisted.internet import defer as _defer
+
+        gateway = FakeGateway(reject)
+        self.addCleanup(lambda: _defer.maybeDeferred(gateway.port.stopListening))
+        server = await start_homeserver(self, **overrides)
+        alice = await MatrixClient.register(server.base_url, "alice")
+        bob = await MatrixClient.register(server.base_url, "bob")
+        room_id = (await bob.post("/createRoom", {"preset": "public_chat", "name": "Tea"}))["room_id"]
+        await alice.post(f"/join/{room_id}")
+        await alice.post("/pushers/set", {
+            "kind": "http", "app_id": "com.example.app", "pushkey": "tok", "app_display_name": "App",
+            "device_display_name": "Phone", "lang": "en", "data": {"url": gateway.url, "custom": 1},
+        })
+        return server, gateway, alice, bob, room_id
+
+    async def _settle(self, server) -> None:
+        from twisted.internet import defer as _defer
+
+        gateway = server.hs.push.gateway
+        while gateway.inflight:
+            await _defer.DeferredList(list(gateway.inflight))
+
+    async def test_delivers_to_gateway(self) -> None:
+        server, gateway, alice, bob, room_id = await self._setup(federation={"ip_range_blocklist": []})
+        event_id = await bob.send_message(room_id, "tea?")
+        await alice.get("/notifications")
+        await self._settle(server)
+        self.assertEqual(len(gateway.received), 1)
+        n = gateway.received[0]["notification"]
+        self.assertEqual((n["event_id"], n["room_id"], n["sender"], n["room_name"]), (event_id, room_id, bob.user_id, "Tea"))
+        self.assertEqual(n["content"]["body"], "tea?")
+        self.assertEqual(n["counts"]["unread"], 1)
+        self.assertEqual(n["devices"][0]["pushkey"], "tok")
+        self.assertEqual(n["devices"][0]["data"], {"custom": 1})  # everything but the url
+
+    async def test_blocklisted_gateway_is_not_called(self) -> None:
+        server, gateway, alice, bob, room_id = await self._setup()  # default blocklist covers loopback
+        await bob.send_message(room_id, "tea?")
+        await alice.get("/notifications")
+        await self._settle(server)
+        self.assertEqual(gateway.received, [])
+
+    async def test_rejected_pushkey_removes_pusher(self) -> None:
+        server, gateway, alice, bob, room_id = await self._setup(reject=True, federation={"ip_range_blocklist": []})
+        await bob.send_message(room_id, "tea?")
+        await alice.get("/notifications")
+        await self._settle(server)
+        self.assertEqual(len(gateway.received), 1)
+        self.assertEqual((await alice.get("/pushers"))["pushers"], [])
