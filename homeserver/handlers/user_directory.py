@@ -34,6 +34,7 @@ class UserDirectoryHandler:
         self._lock = defer.DeferredLock()
         self._public_rooms: list[str] | None = None
         self._public_rooms_at = 0.0
+        self._caught_up_to = -1
         hs.rooms.persist_hooks.append(self._on_events)
 
     def _on_events(self, events: list[Event], room: "RoomInfo") -> None:
@@ -41,11 +42,14 @@ class UserDirectoryHandler:
             self._public_rooms = None
 
     async def _catch_up(self) -> None:
+        up_to = self.hs.streams.current
+        if up_to == self._caught_up_to:
+            return  # nothing new since the last search: no write transaction
         await self._lock.acquire()
         try:
-            up_to = self.hs.streams.current
             while await self.store.update_user_directory(up_to):
                 pass
+            self._caught_up_to = max(self._caught_up_to, up_to)
         finally:
             self._lock.release()
 
