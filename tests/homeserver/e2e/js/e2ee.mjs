@@ -238,6 +238,10 @@ try {
   clients.push(alice3);
   // The new device takes the cross-signing keys from secret storage (recovery key), then
   // rehydrates the dehydrated device and collects the room keys it received.
+  // (Importing them needs the public keys first: wait until alice3 has her own identity.)
+  await waitFor("alice3 to know her cross-signing identity", () =>
+    alice3.getCrypto().userHasCrossSigningKeys(alice3.getUserId(), true),
+  );
   await alice3.getCrypto().bootstrapCrossSigning({
     authUploadDeviceSigningKeys: (makeRequest) => uiaPassword(alice3, aliceName, makeRequest),
   });
