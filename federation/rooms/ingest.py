@@ -151,8 +151,9 @@ class FederationEventHandler:
         self.hs = hs
         self.store = hs.store
         self._queues: dict[str, _RoomQueue] = {}
-        # event id -> the state after it (for computing the state before its children)
-        self._after: _LRU = _LRU(20_000)
+        # event id -> the state after it (for computing the state before its children);
+        # misses fall back to the database
+        self._after: _LRU = _LRU(2_000)
 
     # -- entry point of PUT /send --------------------------------------------------
 

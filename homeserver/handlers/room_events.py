@@ -508,6 +508,9 @@ class RoomEventPipeline:
             base_group = self._ensure_group(base, room_id, batch)
             delta: dict[StateKey, str | None] = {k: v for k, v in snap.state.items() if base.state.get(k) != v}
             delta.update({k: None for k in base.state if k not in snap.state})
+            # Once written the snapshot no longer needs its base: dropping the link keeps a
+            # long run of state events from holding every earlier snapshot in memory.
+            snap.base = None
             if not delta:
                 snap.group, snap.chain_length = base_group, base.chain_length
                 return base_group

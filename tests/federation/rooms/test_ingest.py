@@ -50,6 +50,7 @@ class FakeRemote:
     def __init__(self) -> None:
         self.events: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
+        self.state_for_ids: dict[Any, str] = {}
 
     async def request(self, destination: str, method: str, path: str, query: Any = None, body: Any = None, **kw: Any) -> Any:
         self.requests.append(path)
@@ -68,6 +69,10 @@ class FakeRemote:
                     out.append(self.events[p])
                     frontier.append(p)
             return {"events": sorted(out, key=lambda e: e["depth"])}
+        if "/state_ids/" in path:
+            # eve only sends messages: the state at any of her events is the room's state
+            # when the test set it (``state_for_ids``)
+            return {"pdu_ids": sorted(self.state_for_ids.values()), "auth_chain_ids": []}
         if "/event/" in path:
             eid = unquote(path.rsplit("/", 1)[1])
             if eid not in self.events:
@@ -329,3 +334,24 @@ class IngestTest(unittest.TestCase):
         self.hs.store._event_cache.clear()
         self.assertIsNone((await self.hs.store.get_event(alice_msg)).redacted_by)
         self.assertIsNotNone((await self.hs.store.get_event(own["_id"])).redacted_by)
+
+    async def test_gap_bridged_with_state_ids(self) -> None:
+        await self._setup()
+        self.remote.state_for_ids = dict(self.room.state)
+        chain = []
+        prev = sorted(self.room.extremities)
+        for i in range(70):
+            ev = self.make(prev_events=prev, content={"msgtype": "m.text", "body": f"long gap {i}"})
+            chain.append(ev)
+            prev = [ev["_id"]]
+        state = dict(self.room.state)
+        # get_missing_events brings back 50: the rest of the gap needs /state_ids
+        self.assertEqual(await self.receive(chain[-1]), {chain[-1]["_id"]: None})
+        self.assertTrue(any("/state_ids/" in p for p in self.remote.requests))
+        for ev in chain[20:]:
+            self.assertIsNotNone(await self.hs.store.get_event(ev["_id"]), ev["content"]["body"])
+        self.assertIn(chain[-1]["_id"], self.room.extremities)
+        self.assertEqual(self.room.state, state)
+        # the gap is history /messages can backfill later
+        oldest = await self.hs.store.get_oldest_events_in_room(self.room_id)
+        self.assertTrue(set(oldest) & {ev["_id"] for ev in chain[15:25]}, oldest)
