@@ -136,7 +136,7 @@ class SynapseEduTest(unittest.TestCase):
     if synapse is None:
         skip = "matrix-synapse is not installed"
 
-    async def test_typing_and_receipts_with_synapse(self) -> None:
+    async def test_typing_receipts_presence_with_synapse(self) -> None:
         workdir = tempfile.mkdtemp(prefix="wspr-fed-synapse-")
         syn = SynapseServer(workdir)
         self.addCleanup(shutil.rmtree, workdir, True)
@@ -186,6 +186,22 @@ class SynapseEduTest(unittest.TestCase):
         await wait_for(lambda: sam_has(wspr_event), timeout=20)
         await sam.post(f"/rooms/{quote(room_id)}/receipt/m.read/{quote(wspr_event)}", {})
         await wait_for(lambda: _sync_receipt(alice, room_id, wspr_event, sam.user_id), timeout=20)
+
+        # presence both ways
+        await alice.put(f"/presence/{quote(alice.user_id)}/status", {"presence": "unavailable", "status_msg": "at lunch"})
+
+        async def sam_sees_presence() -> bool:
+            status = await sam.get(f"/presence/{quote(alice.user_id)}/status")
+            return status.get("presence") == "unavailable" and status.get("status_msg") == "at lunch"
+
+        await wait_for(sam_sees_presence, timeout=20)
+        await sam.put(f"/presence/{quote(sam.user_id)}/status", {"presence": "online", "status_msg": "synapsing"})
+
+        async def alice_sees_presence() -> bool:
+            status = await alice.get(f"/presence/{quote(sam.user_id)}/status")
+            return status.get("presence") == "online" and status.get("status_msg") == "synapsing"
+
+        await wait_for(alice_sees_presence, timeout=20)
         # every transaction we sent was accepted
         self.assertEqual(wspr.hs.federation_sender.retry_state(syn.server_name), (0, 0))
 
