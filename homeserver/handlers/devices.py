@@ -22,12 +22,10 @@ class DeviceHandler:
 
     @staticmethod
     def device_json(d: Any) -> dict[str, Any]:
-        return {
-            "device_id": d.device_id,
-            "display_name": d.display_name,
-            "last_seen_ip": d.last_seen_ip,
-            "last_seen_ts": d.last_seen_ts,
-        }
+        # The spec types these as string/integer and says "absent if not set": a null
+        # breaks strictly typed clients, so unknown fields are left out.
+        fields = {"display_name": d.display_name, "last_seen_ip": d.last_seen_ip, "last_seen_ts": d.last_seen_ts}
+        return {"device_id": d.device_id, **{k: v for k, v in fields.items() if v is not None}}
 
     async def list_devices(self, user_id: str) -> list[dict[str, Any]]:
         return [self.device_json(d) for d in await self.store.get_devices(user_id)]
