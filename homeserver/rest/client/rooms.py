@@ -128,7 +128,10 @@ def register(hs: "HomeServer", router: Router) -> None:
         joined = {}
         for key, ev in (await hs.rooms.get_state_events(room_id)).items():
             if key[0] == "m.room.member" and ev.membership == "join":
-                joined[key[1]] = {"display_name": ev.content.get("displayname"), "avatar_url": ev.content.get("avatar_url")}
+                # Optional strings in the spec: leave out what is unset or not a string
+                # (member content is client-controlled) rather than send nulls.
+                profile = {"display_name": ev.content.get("displayname"), "avatar_url": ev.content.get("avatar_url")}
+                joined[key[1]] = {k: v for k, v in profile.items() if isinstance(v, str)}
         return 200, {"joined": joined}
 
     async def joined_rooms(request: Request) -> tuple[int, Any]:
