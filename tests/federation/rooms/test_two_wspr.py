@@ -10,7 +10,6 @@ from urllib.parse import quote
 from twisted.internet import reactor, task
 from twisted.trial import unittest
 
-from tests.federation.helpers import start_federating
 from homeserver.http.errors import MatrixError
 from tests.support.wspr import MatrixClient
 
@@ -56,12 +55,31 @@ async def sleep(seconds: float) -> None:
     await task.deferLater(reactor, seconds, lambda: None)
 
 
-class TwoWsprRoomsTest(unittest.TestCase):
+class ServersMixin:
+    database = "sqlite"
+
+    async def start_server(self) -> Any:
+        from tests.federation.helpers import LOOPBACK_FEDERATION
+        from tests.support.synapse import free_port
+        from tests.support.wspr import start_homeserver
+
+        port = free_port()
+        return await start_homeserver(
+            self,  # type: ignore[arg-type]
+            server_name=f"127.0.0.1:{port}",
+            federation_port=port,
+            start_extras=True,
+            federation=LOOPBACK_FEDERATION,
+            database=self.database,
+        )
+
+
+class TwoWsprRoomsTest(ServersMixin, unittest.TestCase):
     timeout = 120
 
     async def test_invite_join_chat_typing_receipts_leave(self) -> None:
-        a = await start_federating(self)
-        b = await start_federating(self)
+        a = await self.start_server()
+        b = await self.start_server()
         alice = await MatrixClient.register(a.base_url, "alice")
         bob = await MatrixClient.register(b.base_url, "bob")
         room_id = (await alice.post("/createRoom", {"preset": "private_chat", "name": "fed room"}))["room_id"]
@@ -117,8 +135,8 @@ class TwoWsprRoomsTest(unittest.TestCase):
         print(f"\n  join over federation: {join_ms:.0f} ms")
 
     async def test_join_by_alias_with_backfill(self) -> None:
-        a = await start_federating(self)
-        b = await start_federating(self)
+        a = await self.start_server()
+        b = await self.start_server()
         alice = await MatrixClient.register(a.base_url, "alice")
         bob = await MatrixClient.register(b.base_url, "bob")
         room_id = (await bob.post("/createRoom", {"preset": "public_chat", "room_alias_name": "lobby"}))["room_id"]
@@ -159,8 +177,8 @@ class TwoWsprRoomsTest(unittest.TestCase):
         self.assertNotIn("history 0", alice_sync.bodies(room_id))
 
     async def test_v12_room_reject_invite_and_knock(self) -> None:
-        a = await start_federating(self)
-        b = await start_federating(self)
+        a = await self.start_server()
+        b = await self.start_server()
         alice = await MatrixClient.register(a.base_url, "alice")
         bob = await MatrixClient.register(b.base_url, "bob")
         carol = await MatrixClient.register(b.base_url, "carol")
@@ -201,7 +219,7 @@ class TwoWsprRoomsTest(unittest.TestCase):
         from tests.support.synapse import free_port
         from tests.support.wspr import start_homeserver
 
-        a = await start_federating(self)
+        a = await self.start_server()
         port = free_port()
         # ACLs match host names without the port: B needs a host name of its own
         b = await start_homeserver(
@@ -236,8 +254,8 @@ class TwoWsprRoomsTest(unittest.TestCase):
             await a.hs.federation_history.on_backfill(b.server_name, room_id, [], 10)
 
     async def test_join_room_with_many_state_events(self) -> None:
-        a = await start_federating(self)
-        b = await start_federating(self)
+        a = await self.start_server()
+        b = await self.start_server()
         alice = await MatrixClient.register(a.base_url, "alice")
         bob = await MatrixClient.register(b.base_url, "bob")
         room_id = (await alice.post("/createRoom", {"preset": "public_chat"}))["room_id"]
@@ -272,14 +290,14 @@ async def bob_sync_wait(server: Any, room_id: str, key: tuple[str, str], timeout
         await sleep(0.05)
 
 
-class ConvergenceTest(unittest.TestCase):
+class ConvergenceTest(ServersMixin, unittest.TestCase):
     timeout = 180
 
     async def test_concurrent_sends_and_state_converge(self) -> None:
         from twisted.internet import defer
 
-        a = await start_federating(self)
-        b = await start_federating(self)
+        a = await self.start_server()
+        b = await self.start_server()
         alice = await MatrixClient.register(a.base_url, "alice")
         bob = await MatrixClient.register(b.base_url, "bob")
         room_id = (await alice.post("/createRoom", {"preset": "public_chat"}))["room_id"]
@@ -316,3 +334,17 @@ class ConvergenceTest(unittest.TestCase):
             self.assertLess(time.monotonic(), deadline, "the servers' states never converged")
             await sleep(0.1)
         print(f"\n  {2 * n} messages + {2 * n // 30} topic changes sent concurrently from both sides, all delivered in {elapsed:.1f}s")
+
+
+class TwoWsprRoomsPostgresTest(TwoWsprRoomsTest):
+    """The same flows with both servers on PostgreSQL."""
+
+    database = "postgresql"
+
+    def setUp(self) -> None:
+        from tests.support.wspr import PostgresUnavailable, create_postgres_database, drop_postgres_database
+
+        try:
+            drop_postgres_database(create_postgres_database())
+        except PostgresUnavailable as e:
+            raise unittest.SkipTest(str(e))
