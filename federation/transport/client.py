@@ -21,7 +21,7 @@ from treq.client import HTTPClient
 from twisted.internet import defer, ssl, threads
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import Agent, HTTPConnectionPool, RequestTransmissionFailed, ResponseNeverReceived
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
@@ -133,12 +133,52 @@ class _EndpointFactory:
         self._t = transport
 
     def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:
-        host = uri.host.decode("ascii")
         if uri.scheme == SCHEME:
             # URI.fromBytes fills in port 80 when there is none; the netloc tells the truth.
-            port = split_server_name(uri.netloc.decode("ascii"))[1] or 0
-            return _FederationEndpoint(self._t, SCHEME, host, port)
-        return _FederationEndpoint(self._t, uri.scheme, host, uri.port)
+            host, port = split_server_name(uri.netloc.decode("ascii"))
+            return _FederationEndpoint(self._t, SCHEME, host, port or 0)
+        return _FederationEndpoint(self._t, uri.scheme, uri.host.decode("ascii"), uri.port)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_limited(resp: Any, limit: int) -> bytes:
+    """The response body, refusing (and dropping the connection) past ``limit`` bytes."""
+    if resp.length is not None and isinstance(resp.length, int) and resp.length > limit:
+        resp.deliverBody(_Discard())
+        raise _TooLarge(f"response of {resp.length} bytes")
+    chunks: list[bytes] = []
+    size = 0
+
+    def collect(data: bytes) -> None:
+        nonlocal size
+        size += len(data)
+        if size > limit:
+            raise _TooLarge(f"response larger than {limit} bytes")
+        chunks.append(data)
+
+    await treq.collect(resp, collect)
+    return b"".join(chunks)
+
+
+class _Discard:
+    def makeConnection(self, transport: Any) -> None:
+        transport.stopProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Any) -> None:
+        pass
+
+
+def _reason(e: Exception) -> str:
+    reasons = getattr(e, "reasons", None)
+    if reasons:
+        return str(reasons[0].value) or type(reasons[0].value).__name__
+    return type(e).__name__ + (f": {e}" if str(e) else "")
 
 
 class FederationTransport:
@@ -231,15 +271,25 @@ class FederationTransport:
             data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
             headers.addRawHeader(b"Content-Type", b"application/json")
         url = b"matrix-federation://" + delegated.encode("idna") + uri.encode("utf-8")
-        try:
-            resp = await self.http.request(method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False)
-            raw = await treq.content(resp)
-        except FederationError:
-            raise
-        except Exception as e:
-            reason = getattr(e, "reasons", None)
-            detail = str(reason[0].value) if reason else (type(e).__name__ + (f": {e}" if str(e) else ""))
-            raise FederationUnreachable(destination, detail) from None
+        attempts = 2 if method in ("GET", "PUT") else 1
+        while True:
+            attempts -= 1
+            try:
+                resp = await self.http.request(
+                    method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False
+                )
+                raw = await _read_limited(resp, MAX_RESPONSE_BYTES)
+                break
+            except (ResponseNeverReceived, RequestTransmissionFailed) as e:
+                # A kept-alive connection the peer had closed: GET and PUT (transactions are
+                # deduplicated by id) are safe to send again at once on a new one.
+                if attempts > 0:
+                    continue
+                raise FederationUnreachable(destination, _reason(e)) from None
+            except FederationError:
+                raise
+            except Exception as e:
+                raise FederationUnreachable(destination, _reason(e)) from None
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:

@@ -90,6 +90,16 @@ class AuthTest(unittest.TestCase):
             await a.hs.federation.get_version(f"127.0.0.1:{free_port()}")
         self.assertEqual(cm.exception.code, 502)
 
+    async def test_oversized_response_is_refused(self) -> None:
+        import federation.transport.client as client_module
+
+        a, b = await self._pair()
+        self.patch(client_module, "MAX_RESPONSE_BYTES", 10)
+        with self.assertRaises(FederationError) as cm:
+            await a.hs.federation.get_version(b.server_name)
+        self.assertEqual(cm.exception.code, 502)
+        self.assertIn("_TooLarge", cm.exception.msg)
+
     async def test_transaction_limits_and_dedupe(self) -> None:
         a, b = await self._pair()
         seen: list[Any] = []
