@@ -106,6 +106,8 @@ class E2EKeysHandler:
         # this process uploads, claims or deletes keys (all key writes go through here).
         self._counts: dict[tuple[str, str], tuple[dict[str, int], list[str]]] = {}
         self._counts_generation: dict[tuple[str, str], int] = {}
+        self._counts_tick = 0
+        self._counts_floor = 0
         hs.devices.delete_hooks.append(self._on_devices_deleted)
         hs.devices.change_hooks.append(self._on_local_device_change)
 
@@ -165,12 +167,19 @@ class E2EKeysHandler:
             out[(alg, kid)] = key
         return out
 
+    def _counts_gen(self, key: tuple[str, str]) -> int:
+        return self._counts_generation.get(key, self._counts_floor)
+
     def _invalidate_counts(self, keys: Any) -> None:
         for key in keys:
             self._counts.pop(key, None)
-            self._counts_generation[key] = self._counts_generation.get(key, 0) + 1
+            self._counts_tick += 1
+            self._counts_generation[key] = self._counts_tick
         if len(self._counts_generation) > 100_000:
-            # Bound memory: forgetting generations is safe once the cache is empty too.
+            # Bound memory. Every key now reads as a generation newer than any a read
+            # in flight could have seen, so none of those reads gets cached.
+            self._counts_tick += 1
+            self._counts_floor = self._counts_tick
             self._counts.clear()
             self._counts_generation.clear()
 
@@ -179,10 +188,10 @@ class E2EKeysHandler:
         cached = self._counts.get(key)
         if cached is not None:
             return dict(cached[0]), list(cached[1])
-        generation = self._counts_generation.get(key, 0)
+        generation = self._counts_gen(key)
         counts, fallback = await self.store.e2e_key_counts(user_id, device_id)
         # Only cache if nothing changed the keys while we were reading.
-        if self._counts_generation.get(key, 0) == generation and len(self._counts) < 50_000:
+        if self._counts_gen(key) == generation and len(self._counts) < 50_000:
             self._counts[key] = (dict(counts), list(fallback))
         return counts, fallback
 
@@ -303,11 +312,18 @@ class E2EKeysHandler:
             for user_id in users:
                 if server_of(user_id) != server:
                     continue
-                entry = {
-                    "device_keys": _dict(_dict(response.get("device_keys")).get(user_id)),
-                    "master_key": _dict(response.get("master_keys")).get(user_id),
-                    "self_signing_key": _dict(response.get("self_signing_keys")).get(user_id),
+                # Keep only what is really about this user: a server may not speak for
+                # another server's users, or pass one device's keys off as another's.
+                devices = {
+                    d: k
+                    for d, k in _dict(_dict(response.get("device_keys")).get(user_id)).items()
+                    if isinstance(k, dict) and k.get("user_id") == user_id and k.get("device_id") == d
                 }
+                entry: dict[str, Any] = {"device_keys": devices}
+                for field, name in (("master_keys", "master_key"), ("self_signing_keys", "self_signing_key")):
+                    key = _dict(response.get(field)).get(user_id)
+                    if isinstance(key, dict) and key.get("user_id") == user_id:
+                        entry[name] = key
                 self._add_remote_user(result, user_id, entry, query[user_id])
                 if user_id in tracked and self._remote_generation.get(user_id, 0) == generations[user_id]:
                     to_cache[user_id] = entry

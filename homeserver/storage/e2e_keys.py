@@ -16,9 +16,6 @@ from typing import Any, Iterable
 from homeserver.storage.database import Database, Txn
 from homeserver.util.ids import now_ms
 
-CROSS_SIGNING_TYPES = ("master", "self_signing", "user_signing")
-
-
 @dataclass(frozen=True)
 class ClaimResult:
     # user -> device -> {"alg:key_id": key}
