@@ -87,7 +87,7 @@ class FederationHistory:
     # -- serving -----------------------------------------------------------------------
 
     async def on_backfill(self, origin: str, room_id: str, from_ids: list[str], limit: int) -> dict[str, Any]:
-        room = await self._check_access(origin, room_id)
+        await self._check_access(origin, room_id)
         limit = max(0, min(limit, MAX_BACKFILL))
         starts = await self.store.get_events(from_ids)
         starts = {k: v for k, v in starts.items() if v.room_id == room_id and not v.outlier}
@@ -101,7 +101,7 @@ class FederationHistory:
         }
 
     async def on_get_missing_events(self, origin: str, room_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        room = await self._check_access(origin, room_id)
+        await self._check_access(origin, room_id)
         earliest = [e for e in body.get("earliest_events", []) if isinstance(e, str)]
         latest = [e for e in body.get("latest_events", []) if isinstance(e, str)]
         limit = body.get("limit", 10)

@@ -41,7 +41,6 @@ from homeserver.protocol.room_versions import RoomVersion
 from homeserver.protocol.state_resolution_v2 import resolve_state, separate_state_sets
 from homeserver.storage.events import StateMap
 from homeserver.util.async_helpers import SharedResult
-from homeserver.util.ids import server_of
 
 if TYPE_CHECKING:
     from homeserver.app import HomeServer
@@ -135,7 +134,6 @@ class _Item:
     origin: str
     event: Event
     result: SharedResult[str | None]
-    forward: bool = False
 
 
 @dataclass
@@ -198,11 +196,11 @@ class FederationEventHandler:
             logger.exception("processing %s failed", ev.event_id)
             results[ev.event_id] = f"Internal error: {type(e).__name__}"
 
-    def submit(self, origin: str, ev: Event, forward: bool = False) -> "defer.Deferred[str | None]":
+    def submit(self, origin: str, ev: Event) -> "defer.Deferred[str | None]":
         """Queues one event of a room we are in; resolves to None (accepted, possibly
         soft-failed) or the reason it was dropped or rejected."""
         queue = self._queues.setdefault(ev.room_id, _RoomQueue())
-        item = _Item(origin, ev, SharedResult(), forward)
+        item = _Item(origin, ev, SharedResult())
         queue.items.append(item)
         if not queue.running:
             defer.ensureDeferred(self._run_queue(ev.room_id, queue))
@@ -255,9 +253,8 @@ class FederationEventHandler:
             for ev in fetched:
                 new_events.setdefault(ev.event_id, ev)
             await self._fetch_missing_auth(room, list(new_events.values()), origin_of, new_events)
-            forward = [it.event for it in items.values() if it.forward]
             reasons = await self.hs.rooms.run_exclusive(
-                room, lambda: self._auth_and_persist(room, dag_order(new_events.values()), outliers, forward)
+                room, lambda: self._auth_and_persist(room, dag_order(new_events.values()), outliers)
             )
             for eid, item in items.items():
                 item.result.callback(reasons.get(eid))
@@ -321,7 +318,6 @@ class FederationEventHandler:
     async def _state_at_missing_prev(self, room: RoomInfo, prev_id: str, origin: str) -> None:
         """The state after an event we could not fetch the history of, from its server's
         /state_ids (the state before it) plus the event itself."""
-        version = room.version
         try:
             resp = await self.hs.federation.request(
                 origin,
@@ -557,7 +553,7 @@ class FederationEventHandler:
         return Snapshot(resolved, base=snaps[0])
 
     async def _auth_and_persist(
-        self, room: RoomInfo, events: list[Event], outlier_ids: set[str], forward: list[Event]
+        self, room: RoomInfo, events: list[Event], outlier_ids: set[str]
     ) -> dict[str, str | None]:
         """Inside the room's exclusive section: steps 4-6 for each event, in DAG order,
         then one transaction for the whole chunk."""
@@ -625,6 +621,5 @@ class FederationEventHandler:
                 new_state=new_state,
                 extremities=extremities if extremities != room.extremities else None,
                 deoutlier=[e.event.event_id for e in remote if e.event.event_id in outlier_ids],
-                forward=[e for e in forward if not e.rejected_reason and not e.soft_failed],
             )
         return reasons

@@ -179,7 +179,6 @@ class FederationMembership:
         if str(creates[0].content.get("room_version", "1")) != version.identifier:
             raise MatrixError(502, "M_UNKNOWN", "The room version does not match the create event")
         room = await self.hs.rooms.get_room(room_id)
-        new_room = room is None
         if room is None:
             room = self.hs.rooms.register_new_room(room_id, version)
         ingest = self.events

@@ -537,7 +537,6 @@ class RoomEventPipeline:
         backfilled: bool = False,
         new_room: bool = False,
         deoutlier: Iterable[str] = (),
-        forward: Iterable[Event] = (),
         outlier_memberships: Iterable[Event] = (),
     ) -> None:
         """Persists events from other servers in one transaction.
@@ -549,8 +548,8 @@ class RoomEventPipeline:
         ``extremities`` replace the room's current state and forward extremities.
         ``backfilled`` history takes negative stream positions so /sync never shows it
         as new. ``deoutlier`` names events of ``events`` stored before as outliers.
-        ``forward`` are events the persist hooks must send on to the room's other
-        servers (a join we accepted with send_join as the resident server).
+        Persist hooks do not run: they forward local events, and a remote event is
+        not ours to forward (a resident server passes accepted joins on itself).
         ``outlier_memberships`` are outliers that are a local user's membership of a room
         we are not in (an invite, a knock, a rejected invite): /sync shows them.
         """
@@ -646,13 +645,6 @@ class RoomEventPipeline:
                 and not ev.internal.get("redaction_not_applied")
             ):
                 self.store.mark_redacted(ev.redacts, ev.event_id)
-        forward = list(forward)
-        if forward:
-            for hook in self.persist_hooks:
-                try:
-                    hook(forward, room)
-                except Exception:
-                    logger.exception("persist hook failed")
         if not backfilled and (timeline or changed_members or notify_users):
             extra = {e.state_key for e in member_events.values()} | notify_users
             extra |= {
