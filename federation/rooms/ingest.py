@@ -149,6 +149,9 @@ class FederationEventHandler:
         self.hs = hs
         self.store = hs.store
         self._queues: dict[str, _RoomQueue] = {}
+        # rooms we are joining: their PDUs wait for the join (the resident server starts
+        # sending as soon as it accepted it, maybe before we stored its answer)
+        self.joining: dict[str, SharedResult[None]] = {}
         # event id -> the state after it (for computing the state before its children);
         # misses fall back to the database
         self._after: _LRU = _LRU(2_000)
@@ -165,6 +168,9 @@ class FederationEventHandler:
             room_id = raw.get("room_id") if isinstance(raw, dict) else None
             if not isinstance(room_id, str):
                 continue
+            joining = self.joining.get(room_id)
+            if joining is not None:
+                await joining.wait()
             room = await self.hs.rooms.get_room(room_id)
             if room is None or room.state_group is None:
                 # Not a room we are in: nothing to check it against (Synapse ignores it too).

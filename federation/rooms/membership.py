@@ -28,6 +28,7 @@ from homeserver.protocol.redaction import redact_event
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, UnsupportedRoomVersion, get_room_version
 from homeserver.protocol.signing import sign_event
 from homeserver.storage.events import StateMap
+from homeserver.util.async_helpers import SharedResult
 from homeserver.util.ids import now_ms, server_of
 
 if TYPE_CHECKING:
@@ -137,6 +138,18 @@ class FederationMembership:
         if template.get("type") != "m.room.member" or template.get("state_key") != user_id:
             raise MatrixError(502, "M_UNKNOWN", "Bad join template")
         ev = self._sign_template(template, version, {**content, "membership": "join"})
+        joining = self.events.joining.get(room_id)
+        if joining is None:
+            joining = self.events.joining[room_id] = SharedResult()
+        try:
+            await self._send_join(server, room_id, version, ev)
+        finally:
+            if self.events.joining.get(room_id) is joining:
+                del self.events.joining[room_id]
+            joining.callback(None)
+        return room_id
+
+    async def _send_join(self, server: str, room_id: str, version: RoomVersion, ev: Event) -> None:
         resp = await self.hs.federation.request(
             server, "PUT", f"/_matrix/federation/v2/send_join/{q(room_id)}/{q(ev.event_id)}", body=ev.pdu
         )
@@ -151,7 +164,6 @@ class FederationMembership:
                     sigs.setdefault(srv, {}).update(s)
             ev.pdu["signatures"] = sigs
         await self._persist_join(room_id, version, ev, resp, server)
-        return room_id
 
     async def _persist_join(self, room_id: str, version: RoomVersion, join: Event, resp: dict[str, Any], origin: str) -> None:
         keyring = self.hs.keyring
