@@ -16,6 +16,8 @@ from typing import Any, Iterable
 from homeserver.storage.database import Database, Txn
 from homeserver.util.ids import now_ms
 
+TXN_ID_LIFETIME_MS = 7 * 24 * 3600 * 1000
+
 @dataclass(frozen=True)
 class ClaimResult:
     # user -> device -> {"alg:key_id": key}
@@ -433,9 +435,15 @@ class E2EKeysStore:
 
         def txn_fn(txn: Txn) -> bool:
             if txn_key is not None:
+                ts = now_ms()
+                # Transaction ids only guard against retries: a week is plenty.
+                txn.execute(
+                    "DELETE FROM to_device_txns WHERE user_id = ? AND device_id = ? AND ts < ?",
+                    (txn_key[0], txn_key[1], ts - TXN_ID_LIFETIME_MS),
+                )
                 txn.execute(
                     "INSERT INTO to_device_txns (user_id, device_id, txn_id, ts) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (*txn_key, now_ms()),
+                    (*txn_key, ts),
                 )
                 if txn.rowcount != 1:
                     return False

@@ -164,6 +164,16 @@ class KeysApiMixin:
             await alice.put("/sendToDevice/m.test/bad", {"messages": {bob.user_id: "nope"}})
         self.assertEqual(cm.exception.code, 400)
 
+        # Undelivered messages for a device go when the device goes.
+        await alice.put("/sendToDevice/m.test/late", {"messages": {bob.user_id: {bob2.device_id: {"n": "late"}}}})
+
+        def queued(txn: Any) -> int:
+            return txn.select_value("SELECT COUNT(*) FROM to_device_messages WHERE device_id = ?", (bob2.device_id,))
+
+        self.assertEqual(await server.hs.store.db.read(queued), 2)
+        await server.hs.devices.delete_devices(bob.user_id, [bob2.device_id])
+        self.assertEqual(await server.hs.store.db.read(queued), 0)
+
     async def test_cross_signing(self) -> None:
         server = await _start(self, self.database)  # type: ignore[arg-type]
         alice = await MatrixClient.register(server.base_url, "alice")
