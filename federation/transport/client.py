@@ -26,7 +26,15 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
-from federation.discovery import Candidate, ServerDiscovery, is_ip_literal, parse_cache_control, split_server_name, twisted_srv_lookup
+from federation.discovery import (
+    MAX_WELL_KNOWN_BYTES,
+    Candidate,
+    ServerDiscovery,
+    is_ip_literal,
+    parse_cache_control,
+    split_server_name,
+    twisted_srv_lookup,
+)
 from federation.errors import FederationDenied, FederationError, FederationUnreachable
 from federation.ip_filter import IPFilter
 from federation.transport.xmatrix import sign_request
@@ -68,7 +76,8 @@ class TLSPolicy:
             if ca_file:
                 with open(ca_file, "rb") as f:
                     pem = f.read()
-                certs = [ssl.Certificate.loadPEM(b"-----BEGIN CERTIFICATE-----" + part) for part in pem.split(b"-----BEGIN CERTIFICATE-----")[1:]]
+                marker = b"-----BEGIN CERTIFICATE-----"
+                certs = [ssl.Certificate.loadPEM(marker + part) for part in pem.split(marker)[1:]]
                 self._trust = ssl.trustRootFromCertificates(certs)
             else:
                 self._trust = ssl.platformTrust()
@@ -231,7 +240,7 @@ class FederationTransport:
         resp = await self.http.get(
             f"https://{host}/.well-known/matrix/server".encode("idna"), timeout=CONNECT_TIMEOUT_S, allow_redirects=True
         )
-        body = await treq.content(resp)
+        body = await _read_limited(resp, MAX_WELL_KNOWN_BYTES)
         cc = resp.headers.getRawHeaders(b"cache-control")
         return resp.code, body, parse_cache_control(cc[0].decode("latin-1") if cc else None)
 
