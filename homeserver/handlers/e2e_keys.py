@@ -660,7 +660,8 @@ class E2EKeysHandler:
             finally:
                 self.hs.streams.complete(pos)
             if notify is None:
-                interested |= await self.store.get_shared_room_users(user_id)
+                # (get_shared_room_users only works for local users; these may be remote.)
+                interested |= await self.store.e2e_local_users_sharing_room(user_id)
         self.hs.notifier.notify_users(u for u in interested if self.hs.is_mine(u))
 
     async def _on_local_device_change(self, user_id: str) -> None:

@@ -365,6 +365,20 @@ class E2EKeysStore:
 
         return await self.db.read(txn_fn, name="e2e_users_sharing_room")
 
+    async def e2e_local_users_sharing_room(self, user_id: str) -> set[str]:
+        """Local users joined to a room the (local or remote) user is joined to."""
+
+        def txn_fn(txn: Txn) -> set[str]:
+            rows = txn.select_all(
+                "SELECT DISTINCT m.user_id FROM current_state c"
+                " JOIN local_memberships m ON m.room_id = c.room_id AND m.membership = 'join'"
+                " WHERE c.type = 'm.room.member' AND c.state_key = ? AND c.membership = 'join'",
+                (user_id,),
+            )
+            return {r[0] for r in rows}
+
+        return await self.db.read(txn_fn, name="e2e_local_users_sharing_room")
+
     # -- outbound device-list stream ----------------------------------------------
 
     async def e2e_get_outbound_state(self, user_id: str) -> tuple[int, dict[str, str]]:

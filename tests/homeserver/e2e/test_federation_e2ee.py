@@ -4,9 +4,11 @@ device-list updates reaching the other server's users."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote
 
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.homeserver.e2e._helpers import SIGS, Ed25519, cross_signing_key, device_keys
@@ -119,18 +121,17 @@ class TwoServersE2EETest(unittest.TestCase):
         q = await alice.post("/keys/query", {"device_keys": {bob.user_id: []}})
         self.assertEqual(list(q["device_keys"][bob.user_id]), [bob.device_id])
 
-        # Bob logs in a second device with keys: alice (on the other server) is told.
+        # Bob logs in a second device with keys: alice (on the other server) is told, and
+        # her long-polling /sync wakes up for it (it does not wait for its timeout).
+        waiting = defer.ensureDeferred(alice.sync(since=a_since, timeout=25_000))
+        started = time.monotonic()
         bob2 = await MatrixClient.login(b.base_url, "bob")
         ed2 = Ed25519(bob2.device_id)
         await bob2.post("/keys/upload", {"device_keys": device_keys(bob2, ed2)})
-
-        async def alice_told() -> bool:
-            nonlocal a_since
-            s = await alice.sync(since=a_since, timeout=500)
-            a_since = s["next_batch"]
-            return bob.user_id in s["device_lists"]["changed"]
-
-        await wait_for(alice_told, timeout=20)
+        woken = await waiting
+        self.assertLess(time.monotonic() - started, 15)
+        self.assertIn(bob.user_id, woken["device_lists"]["changed"])
+        a_since = woken["next_batch"]
         # Her server's cache was refreshed: the new device shows up.
         async def new_device_visible() -> bool:
             q = await alice.post("/keys/query", {"device_keys": {bob.user_id: []}})
