@@ -20,12 +20,12 @@ import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from OpenSSL import SSL
-from twisted.internet import ssl
+from twisted.internet import defer, ssl
 from twisted.web.server import Request
 
 from federation.errors import unauthorized
 from federation.transport.xmatrix import parse_auth_header, request_json
-from homeserver.http.errors import BadJson, Forbidden, MatrixError, NotJson
+from homeserver.http.errors import BadJson, Forbidden, LimitExceeded, MatrixError, NotJson
 from homeserver.http.request import read_body
 from homeserver.http.server import Site
 
@@ -93,8 +93,37 @@ async def authenticate_request(hs: "HomeServer", request: Request) -> str:
     return origin
 
 
+class OriginLimiter:
+    """At most MAX_CONCURRENT requests per origin run at once; a few hundred more may wait,
+    beyond that 429 (like Synapse's rc_federation concurrency limit), so one busy or
+    hostile server cannot take all our workers."""
+
+    MAX_CONCURRENT = 10
+    MAX_WAITING = 200
+
+    def __init__(self) -> None:
+        self._sems: dict[str, defer.DeferredSemaphore] = {}
+
+    async def run(self, origin: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        sem = self._sems.get(origin)
+        if sem is None:
+            sem = self._sems[origin] = defer.DeferredSemaphore(self.MAX_CONCURRENT)
+        if len(sem.waiting) >= self.MAX_WAITING:
+            raise LimitExceeded(1000)
+        await sem.acquire()
+        try:
+            return await fn()
+        finally:
+            sem.release()
+            if sem.tokens == sem.limit and not sem.waiting:
+                self._sems.pop(origin, None)
+
+
 def authenticated(hs: "HomeServer", handler: FederationHandler) -> Callable[..., Awaitable[Any]]:
     """Wrap ``handler(request, origin, **groups)`` with X-Matrix authentication."""
+    limiter = getattr(hs, "federation_origin_limiter", None)
+    if limiter is None:
+        limiter = hs.federation_origin_limiter = OriginLimiter()  # type: ignore[attr-defined]
 
     async def wrapper(request: Request, **groups: str) -> Any:
         if not hs.config.federation.enabled:
@@ -105,7 +134,7 @@ def authenticated(hs: "HomeServer", handler: FederationHandler) -> Callable[...,
                 hook(origin)
             except Exception:
                 logger.exception("inbound federation hook failed")
-        return await handler(request, origin, **groups)
+        return await limiter.run(origin, lambda: handler(request, origin, **groups))
 
     wrapper.__name__ = getattr(handler, "__name__", "federation_handler")
     return wrapper

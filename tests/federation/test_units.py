@@ -211,3 +211,39 @@ class DiscoveryTest(unittest.TestCase):
         self.assertEqual(parse_cache_control("public, max-age=600"), 600)
         self.assertEqual(parse_cache_control("no-store"), 0)
         self.assertIsNone(parse_cache_control(None))
+
+
+class OriginLimiterTest(unittest.TestCase):
+    async def test_concurrency_and_overflow(self) -> None:
+        from twisted.internet import defer
+
+        from federation.transport.server import OriginLimiter
+        from homeserver.http.errors import MatrixError
+
+        limiter = OriginLimiter()
+        limiter.MAX_CONCURRENT, limiter.MAX_WAITING = 2, 1
+        gates = [defer.Deferred() for _ in range(3)]
+        running: list[int] = []
+
+        def job(i: int):
+            async def fn() -> int:
+                running.append(i)
+                await gates[i]
+                return i
+
+            return fn
+
+        calls = [defer.ensureDeferred(limiter.run("a.example", job(i))) for i in range(3)]
+        self.assertEqual(running, [0, 1])  # the third waits
+        with self.assertRaises(MatrixError) as cm:
+            await limiter.run("a.example", job(0))
+        self.assertEqual(cm.exception.errcode, "M_LIMIT_EXCEEDED")
+        # another origin is not affected
+        other = defer.Deferred()
+        d = defer.ensureDeferred(limiter.run("b.example", lambda: other))
+        other.callback("ok")
+        self.assertEqual(await d, "ok")
+        for g in gates:
+            g.callback(None)
+        self.assertEqual(await defer.gatherResults(calls), [0, 1, 2])
+        self.assertEqual(limiter._sems, {})
