@@ -152,6 +152,33 @@ class SynapseE2EETest(unittest.TestCase):
 
         await wait_for(devices_visible, timeout=30)
 
+        # New cross-signing keys on either side reach the other (m.signing_key_update).
+        a_master2, s_master2 = Ed25519(), Ed25519()
+        for client, master, user, password in (
+            (alice, a_master2, "alice", "correct horse"),
+            (sam, s_master2, "sam", "sam-pw"),
+        ):
+            body: dict[str, Any] = {"master_key": cross_signing_key(client.user_id, master, "master")}
+            code, uia = await client.raw("POST", "/_matrix/client/v3/keys/device_signing/upload", body)
+            self.assertEqual(code, 401, uia)  # replacing keys needs the password
+            body["auth"] = {
+                "type": "m.login.password",
+                "session": uia["session"],
+                "identifier": {"type": "m.id.user", "user": user},
+                "password": password,
+            }
+            await client.post("/keys/device_signing/upload", body)
+
+        async def new_masters_visible() -> bool:
+            qa = await alice.post("/keys/query", {"device_keys": {sam.user_id: []}})
+            qs = await sam.post("/keys/query", {"device_keys": {alice.user_id: []}})
+            return (
+                qa["master_keys"].get(sam.user_id, {}).get("keys") == {s_master2.key_id: s_master2.public}
+                and qs["master_keys"].get(alice.user_id, {}).get("keys") == {a_master2.key_id: a_master2.public}
+            )
+
+        await wait_for(new_masters_visible, timeout=30)
+
     async def test_nio_clients_on_wspr_and_synapse(self) -> None:
         from tests.homeserver.e2e import test_nio
 
