@@ -2,7 +2,7 @@
 //   E2E_HOMESERVER=synapse|wspr (default wspr)   E2E_KEEP=1 keeps the work dir   CHROMIUM=/usr/bin/chromium
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync, appendFileSync } from "node:fs";
+import { mkdirSync, writeFileSync, appendFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { frontendDir, makeWorkDir, removeWorkDir, startStatic, startSynapse, startWspr } from "./servers.mjs";
@@ -111,6 +111,11 @@ after(async () => {
   await browser?.close().catch(() => {});
   await web?.stop().catch(() => {});
   await hs?.stop().catch(() => {});
+  if (hs?.logFile) {
+    try {
+      copyFileSync(hs.logFile, join(ART, `${HS}-server.log`));
+    } catch {}
+  }
   if (process.env.E2E_KEEP) console.log(`# kept ${workDir}`);
   else if (workDir) removeWorkDir(workDir);
 });
@@ -368,7 +373,7 @@ test("offline, a device with cached state shows its rooms and history", async ()
     await alice.locator(".app").waitFor({ timeout: 15000 });
     await alice.getByTestId("offline-banner").waitFor();
     await openRoom(alice, dmRoomId);
-    await messageWithText(alice, "got it loud and clear").waitFor({ timeout: 30000 });
+    await messageWithText(alice, "Did you read this?").waitFor({ timeout: 30000 });
     await shot(alice, "13-offline-cached");
   } finally {
     await ctx.alice.setOffline(false);

@@ -24,11 +24,19 @@ export function freePort() {
   });
 }
 
+function logTail(logFile) {
+  try {
+    return readFileSync(logFile, "utf8").split("\n").slice(-15).join("\n");
+  } catch {
+    return "";
+  }
+}
+
 async function waitForHttp(url, timeoutMs, proc, logFile) {
   const deadline = Date.now() + timeoutMs;
   let last;
   while (Date.now() < deadline) {
-    if (proc && proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}; see ${logFile}`);
+    if (proc && proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}:\n${logTail(logFile)}`);
     try {
       const r = await fetch(url);
       if (r.ok) return;
@@ -38,7 +46,7 @@ async function waitForHttp(url, timeoutMs, proc, logFile) {
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`timed out waiting for ${url} (${last}); see ${logFile}`);
+  throw new Error(`timed out waiting for ${url} (${last}):\n${logTail(logFile)}`);
 }
 
 function pyEditYaml(file, pythonSnippet) {
@@ -111,6 +119,7 @@ c.pop('log_config')
 export async function startWspr(workDir) {
   const port = await freePort();
   const fedPort = await freePort();
+  const sfuPort = await freePort();
   const dir = join(workDir, "wspr");
   const wspr = join(venvBin, "wspr");
   if (!existsSync(wspr)) throw new Error(`${wspr} not found: install the homeserver (pip install -e .) or use E2E_HOMESERVER=synapse`);
@@ -121,6 +130,10 @@ export async function startWspr(workDir) {
     `
 c['enable_registration'] = True
 c['rate_limits'] = {'enabled': False}
+# stay on loopback, and don't collide with other WSPR instances on this machine
+fed = (c.get('listeners') or {}).get('federation')
+if isinstance(fed, dict): fed['bind_address'] = '127.0.0.1'
+if isinstance(c.get('sfu'), dict): c['sfu']['port'] = ${sfuPort}
 `,
   );
   const logFile = join(workDir, "wspr.log");

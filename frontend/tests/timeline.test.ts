@@ -42,6 +42,18 @@ describe("buildTimeline", () => {
     expect(item.redacted).toBe(true);
     expect(plainTextOf(item)).toBe("Message deleted");
   });
+  it("honours v11 redactions that only carry content.redacts", () => {
+    const msg = ev("m.room.message", "@a:hs", { msgtype: "m.text", body: "secret" });
+    const react = ev("m.reaction", "@b:hs", { "m.relates_to": { rel_type: "m.annotation", event_id: msg.getId(), key: "👍" } });
+    const red1 = ev("m.room.redaction", "@b:hs", { redacts: react.getId() });
+    const red2 = ev("m.room.redaction", "@a:hs", { redacts: msg.getId() });
+    const items = buildTimeline([msg, react, red1], "@a:hs");
+    expect(items[0].reactions).toEqual([]);
+    const after = buildTimeline([msg, react, red1, red2], "@a:hs");
+    expect(after).toHaveLength(1);
+    expect(after[0].redacted).toBe(true);
+    expect(plainTextOf(after[0])).toBe("Message deleted");
+  });
   it("marks undecrypted events", () => {
     const enc = ev("m.room.encrypted", "@a:hs", { algorithm: "m.megolm.v1.aes-sha2", ciphertext: "xx" });
     const [item] = buildTimeline([enc], "@a:hs");

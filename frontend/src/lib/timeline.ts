@@ -73,10 +73,19 @@ export function describeStateEvent(ev: MatrixEvent, nameOf: (userId: string) => 
  * live timeline's events (oldest first) and returns one item per visible event.
  */
 export function buildTimeline(events: MatrixEvent[], myUserId: string): TimelineItem[] {
+  // matrix-js-sdk only applies redactions that carry a top-level `redacts`; in room v11+ it lives in
+  // content (servers are only asked to copy it up). Honour both so deletions show everywhere.
+  const redactedIds = new Set<string>();
+  for (const ev of events) {
+    if (!ev.isRedaction()) continue;
+    const target = (ev.event as { redacts?: string }).redacts ?? ev.getContent()?.redacts;
+    if (typeof target === "string") redactedIds.add(target);
+  }
+  const isRedacted = (ev: MatrixEvent) => ev.isRedacted() || redactedIds.has(ev.getId() ?? "");
   const edits = new Map<string, MatrixEvent>();
   const reactions = new Map<string, Map<string, Reaction>>();
   for (const ev of events) {
-    if (ev.isRedacted() || ev.isRedaction()) continue;
+    if (isRedacted(ev) || ev.isRedaction()) continue;
     const rel = relation(ev);
     if (!rel?.event_id) continue;
     if (rel.rel_type === "m.replace" && ev.getContent()?.["m.new_content"]) {
@@ -105,13 +114,17 @@ export function buildTimeline(events: MatrixEvent[], myUserId: string): Timeline
       id,
       sender: ev.getSender() ?? "",
       ts: ev.getTs(),
-      redacted: ev.isRedacted(),
+      redacted: isRedacted(ev),
       reactions: [...(reactions.get(id)?.values() ?? [])],
       encrypted,
       pending: !!ev.status && ev.status !== "sent",
       failed: ev.status === "not_sent",
       edited: false,
     };
+    if (base.redacted) {
+      items.push({ ...base, kind: "message", content: {} });
+      continue;
+    }
     if (ev.isDecryptionFailure()) {
       items.push({ ...base, kind: "message", content: {}, decryptionFailure: ev.decryptionFailureReason ?? "UNKNOWN_ERROR" });
       continue;
