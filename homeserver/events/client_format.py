@@ -30,6 +30,8 @@ def client_event(
     else:
         out.pop("room_id", None)
     out.setdefault("content", {})
+    if out.get("type") == "m.room.redaction":
+        _both_redacts(out)
     unsigned: dict[str, Any] = {}
     prev = pdu.get("unsigned", {})
     for key in ("prev_content", "prev_sender", "replaces_state", "invite_room_state", "knock_room_state"):
@@ -46,6 +48,19 @@ def client_event(
         unsigned["m.relations"] = relations
     out["unsigned"] = unsigned
     return out
+
+
+def _both_redacts(out: dict[str, Any]) -> None:
+    """Room v11 moved ``redacts`` into ``content``; matrix-js-sdk (so Element) still reads
+    the top-level key and older-version clients the other way round. Serve both, as
+    Synapse does, without touching the stored PDU's dicts."""
+    content = out["content"]
+    if not isinstance(content, dict):
+        return
+    if isinstance(content.get("redacts"), str):
+        out.setdefault("redacts", content["redacts"])
+    elif isinstance(out.get("redacts"), str):
+        out["content"] = {**content, "redacts": out["redacts"]}
 
 
 def state_event_for_state_api(event: Event, now_ms: int) -> dict[str, Any]:
