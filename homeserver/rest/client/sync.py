@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet import defer
 from twisted.web.server import Request
 
 from homeserver.handlers.filtering import SyncFilter
@@ -40,6 +41,11 @@ def register(hs: "HomeServer", router: Router) -> None:
                 if obj is None:
                     raise MatrixError(400, "M_INVALID_PARAM", "Unknown filter")
             sync_filter = SyncFilter.parse(obj)
-        return 200, await hs.sync.sync(requester, since, timeout, full_state, sync_filter, set_presence)
+        d = defer.ensureDeferred(hs.sync.sync(requester, since, timeout, full_state, sync_filter, set_presence))
+        # A client that hangs up mid long-poll (tab closed, network switch, SDK stopClient)
+        # must not leave its wait parked for up to `timeout` and then build a sync nobody
+        # reads: cancel it, as Synapse does (the router answers nothing to a gone client).
+        request.notifyFinish().addErrback(lambda _: d.cancel())
+        return 200, await d
 
     router.register_prefixes("GET", CLIENT_V3, "/sync", sync)
