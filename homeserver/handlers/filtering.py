@@ -70,6 +70,7 @@ class RoomEventFilter(EventFilter):
     contains_url: bool | None = None
     lazy_load_members: bool = False
     include_redundant_members: bool = False
+    unread_thread_notifications: bool = False
 
     @classmethod
     def parse(cls, obj: Any) -> "RoomEventFilter":
@@ -89,6 +90,7 @@ class RoomEventFilter(EventFilter):
             contains_url=contains_url,
             lazy_load_members=obj.get("lazy_load_members") is True,
             include_redundant_members=obj.get("include_redundant_members") is True,
+            unread_thread_notifications=obj.get("unread_thread_notifications") is True,
         )
 
     def sql_kwargs(self) -> dict[str, Any]:

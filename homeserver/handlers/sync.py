@@ -149,6 +149,10 @@ class SyncHandler:
                     room_account_data.setdefault(room_id, []).append({"type": data_type, "content": content})
             elif sync_filter.account_data.check(data_type, None):
                 account_data.append({"type": data_type, "content": content})
+        if (since is None or full_state) and self.hs.push is not None and sync_filter.account_data.check("m.push_rules", None):
+            # Clients read their push rules from the initial sync, as Synapse sends them.
+            if not any(e["type"] == "m.push_rules" for e in account_data):
+                account_data.append({"type": "m.push_rules", "content": await self.hs.push.get_rules_for_client(user_id)})
         for room_id, items in room_account_data.items():
             if room_id in joined:
                 joined[room_id].setdefault("account_data", {"events": []})["events"].extend(items)
@@ -277,7 +281,10 @@ class SyncHandler:
         room["state"] = {"events": await self.hs.messages.serialize(requester, state_events, include_room_id=False, bundle=False)}
         room["ephemeral"] = {"events": ephemeral}
         if self.hs.push is not None:
-            room["unread_notifications"], threads = await self.hs.push.unread_counts(user_id, room_id)
+            # Thread counts are split out only for clients that asked for them (MSC3773).
+            room["unread_notifications"], threads = await self.hs.push.unread_counts(
+                user_id, room_id, threaded=sync_filter.timeline.unread_thread_notifications
+            )
             if threads:
                 room["unread_thread_notifications"] = threads
         if newly_joined or full_state or any(e.type == "m.room.member" for e in events + state_events):

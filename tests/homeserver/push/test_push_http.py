@@ -154,19 +154,24 @@ class PushMixin:
         root = await bob.send_message(room_id, "root")
         await bob.send_message(room_id, "in thread", **{"m.relates_to": {"rel_type": "m.thread", "event_id": root}})
         in_thread = await bob.send_message(room_id, "in thread 2", **{"m.relates_to": {"rel_type": "m.thread", "event_id": root}})
-        sync = await alice.sync()
+        # A client without thread support gets the thread's messages in the room count.
+        unthreaded = (await alice.sync())["rooms"]["join"][room_id]
+        t.assertEqual(unthreaded["unread_notifications"]["notification_count"], 3)
+        t.assertNotIn("unread_thread_notifications", unthreaded)
+        threaded_filter = {"room": {"timeline": {"unread_thread_notifications": True}}}
+        sync = await alice.sync(filter=threaded_filter)
         room = sync["rooms"]["join"][room_id]
         # A 1:1 room: room_one_to_one matches. Main timeline has the root, the thread two.
         t.assertEqual(room["unread_notifications"]["notification_count"], 1)
         t.assertEqual(room["unread_thread_notifications"][root]["notification_count"], 2)
         # A threaded receipt only clears its thread.
         await alice.post(f"/rooms/{room_id}/receipt/m.read/{quote(in_thread)}", {"thread_id": root})
-        room = (await alice.sync())["rooms"]["join"][room_id]
+        room = (await alice.sync(filter=threaded_filter))["rooms"]["join"][room_id]
         t.assertEqual(room["unread_notifications"]["notification_count"], 1)
         t.assertNotIn(root, room.get("unread_thread_notifications", {}))
         # Reactions don't notify.
         await bob.put(f"/rooms/{room_id}/send/m.reaction/r1", {"m.relates_to": {"rel_type": "m.annotation", "event_id": root, "key": "👍"}})
-        room = (await alice.sync())["rooms"]["join"][room_id]
+        room = (await alice.sync(filter=threaded_filter))["rooms"]["join"][room_id]
         t.assertEqual(room["unread_notifications"]["notification_count"], 1)
 
     async def test_pushers(self) -> None:
