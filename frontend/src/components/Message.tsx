@@ -62,7 +62,7 @@ function MessageImpl({ client, room, item, grouped, replyTarget, receipts, onRep
             <Body client={client} item={item} />
             {item.edited && !item.redacted && <span className="muted small edited"> (edited)</span>}
           </div>
-          {shield.colour !== "none" && (
+          {shield.colour !== "none" && !item.redacted && (
             <span className={`shield shield-${shield.colour}`} title={shield.text} aria-label={shield.text} data-testid="shield">
               <IconShieldAlert width={14} height={14} />
             </span>
