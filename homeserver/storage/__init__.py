@@ -65,6 +65,7 @@ class DataStore(
         ):
             cache.floor = cache.max = position
         self.relations_floor = position
+        self.recent_floor = position
 
 
 __all__ = ["DataStore", "Database", "prepare_database"]

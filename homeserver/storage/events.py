@@ -6,6 +6,8 @@ transaction: a crash leaves either all of it or none of it.
 
 from __future__ import annotations
 
+import bisect
+import fnmatch
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -54,6 +56,40 @@ class PersistBatch:
     local_memberships: list[MembershipChange] = field(default_factory=list)
     new_rooms: list[tuple[str, str, str, int]] = field(default_factory=list)
     txn_ids: list[tuple[str, str, str, str, int]] = field(default_factory=list)
+
+
+class RecentRoomEvents:
+    """The latest live-timeline events of one room, in stream order, kept in memory so an
+    incremental /sync (the hot path) reads no database. Every event of the room with a
+    position above ``covered_after`` is here once persisted."""
+
+    __slots__ = ("positions", "event_ids", "covered_after")
+    MAX = 256
+
+    def __init__(self, covered_after: int) -> None:
+        self.positions: list[int] = []
+        self.event_ids: list[str] = []
+        self.covered_after = covered_after
+
+    def add(self, position: int, event_id: str) -> None:
+        i = bisect.bisect_right(self.positions, position)
+        self.positions.insert(i, position)
+        self.event_ids.insert(i, event_id)
+        if len(self.positions) > self.MAX:
+            drop = len(self.positions) - self.MAX
+            self.covered_after = self.positions[drop - 1]
+            del self.positions[:drop]
+            del self.event_ids[:drop]
+
+    def between(self, after: int, up_to: int | None) -> list[str]:
+        """Event ids in (after, up_to], oldest first."""
+        lo = bisect.bisect_right(self.positions, after)
+        hi = len(self.positions) if up_to is None else bisect.bisect_right(self.positions, up_to)
+        return self.event_ids[lo:hi]
+
+
+def _type_matches(patterns: list[str], value: str) -> bool:
+    return any(fnmatch.fnmatchcase(value, p) if "*" in p else p == value for p in patterns)
 
 
 class _LRU(OrderedDict):
@@ -107,6 +143,9 @@ class EventsStore:
         # relations we have not seen, and are looked up.
         self.relation_targets: set[str] = set()
         self.relations_floor = 2**62
+        self._recent: dict[str, RecentRoomEvents] = {}
+        # Events above this position were all persisted since start-up (set at start).
+        self.recent_floor = 2**62
 
     # -- writing -------------------------------------------------------------
 
@@ -120,6 +159,11 @@ class EventsStore:
             rel = ev.relation()
             if rel is not None:
                 self.relation_targets.add(rel[0])
+            if ev.stream_ordering > 0 and not ev.outlier and not ev.rejected_reason and not ev.soft_failed:
+                recent = self._recent.get(ev.room_id)
+                if recent is None:
+                    recent = self._recent[ev.room_id] = RecentRoomEvents(self.recent_floor)
+                recent.add(ev.stream_ordering, ev.event_id)
         if len(self.relation_targets) > 200_000:
             # Bound the memory: forget, and look up everything persisted so far instead.
             self.relation_targets.clear()
@@ -312,6 +356,27 @@ class EventsStore:
         contains_url: bool | None = None,
     ) -> list[Event]:
         """Events of the room's live timeline (positive stream positions) in (after, up_to]."""
+        recent = self._recent.get(room_id)
+        if recent is not None and after is not None and after >= recent.covered_after and contains_url is None:
+            ids = recent.between(after, up_to)
+            events = await self.get_events(ids)
+            out = []
+            for eid in ids if not newest_first else reversed(ids):
+                ev = events.get(eid)
+                if ev is None:
+                    continue
+                if types is not None and not _type_matches(types, ev.type):
+                    continue
+                if not_types and _type_matches(not_types, ev.type):
+                    continue
+                if senders is not None and ev.sender not in senders:
+                    continue
+                if not_senders and ev.sender in not_senders:
+                    continue
+                out.append(ev)
+                if len(out) >= limit:
+                    break
+            return out
 
         def txn_fn(txn: Txn) -> list[str]:
             clauses = ["room_id = ?", "NOT outlier", "rejected_reason IS NULL", "NOT soft_failed"]
