@@ -38,6 +38,7 @@ EVENTS_PERSISTED = Counter("wspr_events_persisted_total", "Events persisted", ["
 MAX_PDU_SIZE = 65536
 MAX_BATCH = 100
 MAX_PREV_EVENTS = 10
+MAX_REMEMBERED_TXNS = 1_000_000
 
 
 @dataclass
@@ -90,6 +91,12 @@ class RoomEventPipeline:
         self._rooms: dict[str, RoomInfo] = {}
         self._loading: dict[str, SharedResult[RoomInfo | None]] = {}
         self._inflight_txns: dict[tuple[str, str, str], SharedResult[Event]] = {}
+        # Transaction ids sent since start-up (they are also stored): a retried send is
+        # answered from memory. Only devices that sent before start-up, or a memory that
+        # overflowed, need the database lookup.
+        self._sent_txns: dict[tuple[str, str, str], str] = {}
+        self._devices_with_older_txns: set[tuple[str, str]] = set()
+        self._sent_txns_complete = True
         self.persist_hooks: list[PersistHook] = []
         # local user -> rooms they are joined to (mirror of local_memberships)
         self.user_rooms: dict[str, set[str]] = {}
@@ -106,7 +113,17 @@ class RoomEventPipeline:
         if stream > self._room_latest.get(room_id, 0):
             self._room_latest[room_id] = stream
 
+    def _txn_lookup_needed(self, user_id: str, device_id: str) -> bool:
+        return not self._sent_txns_complete or (user_id, device_id) in self._devices_with_older_txns
+
+    def _remember_txn(self, key: tuple[str, str, str], event_id: str) -> None:
+        self._sent_txns[key] = event_id
+        if len(self._sent_txns) > MAX_REMEMBERED_TXNS:
+            self._sent_txns.clear()
+            self._sent_txns_complete = False
+
     async def load_local_joins(self) -> None:
+        self._devices_with_older_txns = await self.store.get_devices_with_txns()
         for room_id, user_id in await self.store.get_all_local_joined():
             self.user_rooms.setdefault(user_id, set()).add(room_id)
 
@@ -207,7 +224,9 @@ class RoomEventPipeline:
             inflight = self._inflight_txns.get(txn_key)
             if inflight is not None:
                 return await inflight.wait()
-            existing = await self.store.get_event_id_for_txn(*txn_key)
+            existing = self._sent_txns.get(txn_key)
+            if existing is None and self._txn_lookup_needed(spec.sender, spec.device_id):
+                existing = await self.store.get_event_id_for_txn(*txn_key)
             if existing is not None:
                 ev = await self.store.get_event(existing)
                 if ev is not None:
@@ -324,6 +343,7 @@ class RoomEventPipeline:
             batch.events.append(event)
             if event.txn_id and event.device_id:
                 batch.txn_ids.append((event.sender, event.device_id, event.txn_id, event.event_id, now_ms()))
+                self._remember_txn((event.sender, event.device_id, event.txn_id), event.event_id)
             accepted.append((item, event))
         if not accepted:
             return

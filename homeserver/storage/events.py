@@ -335,6 +335,13 @@ class EventsStore:
             name="get_txn_id",
         )
 
+    async def get_devices_with_txns(self) -> set[tuple[str, str]]:
+        """(user, device) pairs with stored send transaction ids (read once at start)."""
+        return await self.db.read(
+            lambda txn: {(r[0], r[1]) for r in txn.select_all("SELECT DISTINCT user_id, device_id FROM event_txn_ids")},
+            name="devices_with_txns",
+        )
+
     async def get_state_group_for_event(self, event_id: str) -> int | None:
         return await self.db.read(
             lambda txn: txn.select_value("SELECT state_group FROM events WHERE event_id = ?", (event_id,)),
