@@ -350,7 +350,7 @@ class PushHandler:
                     await self.store.write_push_batch(batch.actions, batch.reads)
                 except Exception:
                     logger.exception("writing %d push actions failed", len(batch.actions))
-                self._invalidate(batch.invalidate)
+                self._apply_to_cached_counts(batch.actions, batch.reads)
                 for w in batch.waiters:
                     w.callback(None)
                 if batch.actions:
@@ -365,6 +365,21 @@ class PushHandler:
                     logger.exception("pruning push actions failed")
         finally:
             self._flushing = False
+
+    def _apply_to_cached_counts(self, actions: list[PushActionRow], reads: list[tuple[str, str, str, int]]) -> None:
+        """Keeps cached counts current without a query: new notifications are added to the
+        cached numbers; a moved read position drops the entry so it is counted afresh.
+        (Re-counting on every event made each /sync scan all of a room's unread rows.)"""
+        self._counts_gen += 1
+        read_keys = {(user_id, room_id) for user_id, room_id, _, _ in reads}
+        for row in actions:
+            key = (row.user_id, row.room_id)
+            counts = self._counts.get(key)
+            if counts is None or key in read_keys:
+                continue
+            n, h = counts.get(row.thread_id, (0, 0))
+            counts[row.thread_id] = (n + 1, h + (1 if row.highlight else 0))
+        self._invalidate(read_keys)
 
     def _invalidate(self, keys: set[tuple[str, str]]) -> None:
         self._counts_gen += 1

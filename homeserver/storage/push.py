@@ -199,25 +199,39 @@ class PushStore:
         """room -> thread -> (notifications, highlights) after the user's read positions,
         for one room or (room_id None) every room with any."""
 
-        def txn_fn(txn: Txn) -> dict[str, dict[str, tuple[int, int]]]:
-            args: list[Any] = [user_id]
-            room_clause = ""
-            if room_id is not None:
-                room_clause = " AND a.room_id = ?"
-                args.append(room_id)
-            rows = txn.select_all(
-                "SELECT a.room_id, a.thread_id, COUNT(*), SUM(CASE WHEN a.highlight THEN 1 ELSE 0 END)"
-                " FROM event_push_actions a"
-                " LEFT JOIN event_push_read t ON t.user_id = a.user_id AND t.room_id = a.room_id AND t.thread_id = a.thread_id"
-                " LEFT JOIN event_push_read u ON u.user_id = a.user_id AND u.room_id = a.room_id AND u.thread_id = ''"
-                " WHERE a.user_id = ?" + room_clause + " AND a.stream_ordering > COALESCE(t.stream_ordering, 0)"
-                " AND a.stream_ordering > COALESCE(u.stream_ordering, 0)"
-                " GROUP BY a.room_id, a.thread_id",
-                args,
+        def room_counts(txn: Txn, room: str) -> dict[str, tuple[int, int]]:
+            reads = dict(
+                txn.select_all(
+                    "SELECT thread_id, stream_ordering FROM event_push_read WHERE user_id = ? AND room_id = ?",
+                    (user_id, room),
+                )
             )
+            floor = reads.get("", 0)
+            # An index range over the unread rows only (those after the unthreaded read
+            # position); per-thread read positions are applied here.
+            rows = txn.select_all(
+                "SELECT thread_id, stream_ordering, highlight FROM event_push_actions"
+                " WHERE user_id = ? AND room_id = ? AND stream_ordering > ?",
+                (user_id, room, floor),
+            )
+            counts: dict[str, tuple[int, int]] = {}
+            for thread, stream, highlight in rows:
+                if stream <= reads.get(thread, 0):
+                    continue
+                n, h = counts.get(thread, (0, 0))
+                counts[thread] = (n + 1, h + (1 if highlight else 0))
+            return counts
+
+        def txn_fn(txn: Txn) -> dict[str, dict[str, tuple[int, int]]]:
+            if room_id is not None:
+                rooms = [room_id]
+            else:
+                rooms = [r[0] for r in txn.select_all("SELECT DISTINCT room_id FROM event_push_actions WHERE user_id = ?", (user_id,))]
             out: dict[str, dict[str, tuple[int, int]]] = {}
-            for room, thread, count, highlights in rows:
-                out.setdefault(room, {})[thread] = (int(count), int(highlights or 0))
+            for room in rooms:
+                counts = room_counts(txn, room)
+                if counts:
+                    out[room] = counts
             return out
 
         return await self.db.read(txn_fn, name="get_unread_counts")
