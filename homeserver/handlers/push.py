@@ -14,6 +14,7 @@ changes it commits.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ from federation.ip_filter import IPFilter
 from homeserver.http.errors import MatrixError, NotFound
 from homeserver.protocol import auth_rules
 from homeserver.protocol.push_rules import (
+    build_ruleset,
+    may_be_personal,
     DEFAULT_RULE_IDS,
     KINDS,
     EvaluationContext,
@@ -58,6 +61,10 @@ KEEP_READ_NOTIFICATIONS_MS = 30 * 24 * 3600 * 1000
 PRUNE_INTERVAL_MS = 3600 * 1000
 
 Counts = dict[str, tuple[int, int]]  # thread id -> (notifications, highlights)
+
+
+# The server-default rules for a user id no event can name (see may_be_personal).
+_GENERIC_RULESET = build_ruleset("@\x00:invalid", {}, None)
 
 
 @dataclass
@@ -252,17 +259,36 @@ class PushHandler:
             recipients.discard(ev.sender)
             if recipients:
                 sender_level = auth_rules.get_user_power_level(ev.sender, facts.power_state, room.version)
+                content_text = json.dumps(ev.content, ensure_ascii=False).lower()
+                generic: tuple[str, list[Any]] | None | bool = False  # False: not computed yet
                 for user_id in recipients:
                     ruleset = rulesets.get(user_id)
                     if ruleset is None:
                         continue
-                    ctx = EvaluationContext(
-                        room_member_count=facts.member_count,
-                        sender_power_level=sender_level,
-                        notification_levels=facts.notification_levels,
-                        user_display_name=facts.display_names.get(user_id),
-                    )
-                    result = evaluate(ruleset, ev.pdu, ctx)
+                    display_name = facts.display_names.get(user_id)
+                    if ruleset.is_default and not may_be_personal(ev.pdu, user_id, display_name, content_text):
+                        # Most messages are judged alike by everyone's default rules:
+                        # evaluate once per event instead of once per recipient.
+                        if generic is False:
+                            generic = evaluate(
+                                _GENERIC_RULESET,
+                                ev.pdu,
+                                EvaluationContext(
+                                    room_member_count=facts.member_count,
+                                    sender_power_level=sender_level,
+                                    notification_levels=facts.notification_levels,
+                                    user_display_name=None,
+                                ),
+                            )
+                        result = generic  # type: ignore[assignment]
+                    else:
+                        ctx = EvaluationContext(
+                            room_member_count=facts.member_count,
+                            sender_power_level=sender_level,
+                            notification_levels=facts.notification_levels,
+                            user_display_name=display_name,
+                        )
+                        result = evaluate(ruleset, ev.pdu, ctx)
                     if result is None:
                         continue
                     notify, highlight = notify_and_highlight(result[1])

@@ -173,6 +173,8 @@ class Ruleset:
     """A user's complete ruleset, in evaluation order per kind."""
 
     rules: dict[str, list[PushRule]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    # True when the user has changed nothing: the server defaults for their user id.
+    is_default: bool = False
 
     def ordered(self) -> Iterable[PushRule]:
         for kind in KINDS:
@@ -207,7 +209,7 @@ def build_ruleset(
                 rule.enabled = enabled
             if actions is not None:
                 rule.actions = actions
-    out = Ruleset()
+    out = Ruleset(is_default=not overrides and not any(user_rules.values()))
     master, *other_overrides = defaults["override"]
     out.rules["override"] = [master, *user_rules.get("override", []), *other_overrides]
     for kind in ("content", "room", "sender", "underride"):
@@ -387,6 +389,19 @@ def evaluate(ruleset: Ruleset, event: Mapping[str, Any], ctx: EvaluationContext)
         if all(condition_matches(c, event, ctx) for c in rule.effective_conditions()):
             return rule.rule_id, [a for a in rule.actions if a not in LEGACY_ACTIONS]
     return None
+
+
+def may_be_personal(event: Mapping[str, Any], user_id: str, display_name: str | None, content_text: str) -> bool:
+    """Whether the server-default rules could treat this event differently for this user
+    than for anyone else: only when it names them (a mention, their display name or
+    localpart in the text) or is about them (state_key). ``content_text`` is the event's
+    content as lower-cased JSON; a substring test over-approximates every such rule."""
+    if event.get("state_key") == user_id:
+        return True
+    localpart = user_id[1:].split(":", 1)[0].lower()
+    if user_id.lower() in content_text or localpart in content_text:
+        return True
+    return bool(display_name) and display_name.lower() in content_text  # type: ignore[union-attr]
 
 
 def notify_and_highlight(actions: list[Any] | None) -> tuple[bool, bool]:

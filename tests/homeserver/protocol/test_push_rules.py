@@ -235,3 +235,31 @@ class DefaultRulesTest(unittest.TestCase):
         rs = ruleset(override=[rule])
         self.assertEqual(evaluate(rs, msg("Beer time"), EvaluationContext(room_member_count=4))[0], "beer")
         self.assertEqual(evaluate(rs, msg("Beer time"), EvaluationContext(room_member_count=40))[0], ".m.rule.message")
+
+
+class GenericEvaluationTest(unittest.TestCase):
+    """The push handler evaluates the default rules once per event for every recipient the
+    event does not name; that must give each of them exactly their own result."""
+
+    def test_shortcut_matches_full_evaluation(self) -> None:
+        import itertools
+        import json as _json
+
+        from homeserver.protocol.push_rules import build_ruleset, evaluate, may_be_personal, EvaluationContext
+
+        users = [("@alice:hs", "Alice"), ("@bob:hs", None), ("@carol:hs", "Caz"), ("@room:hs", "everyone")]
+        bodies = ["hello", "hi Alice!", "ping bob", "@room look", "Caz?", "nothing here", "alice"]
+        extras = [{}, {"m.mentions": {"user_ids": ["@alice:hs"]}}, {"m.mentions": {"room": True}}, {"msgtype": "m.notice"}]
+        generic = build_ruleset("@\x00:invalid", {}, None)
+        checked = 0
+        for (user_id, name), body, extra, members in itertools.product(users, bodies, extras, (2, 5)):
+            event = {"type": "m.room.message", "sender": "@zed:hs", "room_id": "!r:hs", "content": {"msgtype": "m.text", "body": body, **extra}}
+            ctx = EvaluationContext(room_member_count=members, sender_power_level=100, notification_levels={"room": 50}, user_display_name=name)
+            text = _json.dumps(event["content"], ensure_ascii=False).lower()
+            if may_be_personal(event, user_id, name, text):
+                continue
+            own = evaluate(build_ruleset(user_id, {}, None), event, ctx)
+            shared = evaluate(generic, event, EvaluationContext(room_member_count=members, sender_power_level=100, notification_levels={"room": 50}, user_display_name=None))
+            self.assertEqual(own, shared, (user_id, body, extra))
+            checked += 1
+        self.assertGreater(checked, 50)
