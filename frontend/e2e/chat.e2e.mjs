@@ -449,3 +449,85 @@ test("a new device is verified with emoji (SAS) from another session", async () 
   await alice.getByRole("button", { name: "Done" }).click();
   await alice3.getByRole("button", { name: "Done" }).click();
 });
+
+test("unread badges, sorted by activity", async () => {
+  const { alice, bob } = pages;
+  const lobby = bob.locator("[data-testid=room-row]", { hasText: "Lobby" });
+  await lobby.locator(".room-row-main").click();
+  await bob.getByTestId("room-title").getByText("Lobby").waitFor();
+  await openRoom(alice, dmRoomId);
+  await send(alice, "Ping while you're elsewhere");
+  const dmRow = bob.locator(`[data-testid=room-row][data-room-id="${dmRoomId}"]`);
+  await dmRow.locator(".badge").waitFor({ timeout: 30000 });
+  await dmRow.getByText("Ping while you're elsewhere").waitFor();
+  // most recent activity first
+  assert.equal(await bob.locator("[data-testid=room-row]").first().getAttribute("data-room-id"), dmRoomId);
+  await shot(bob, "19-unread-badge");
+  await openRoom(bob, dmRoomId);
+  await dmRow.locator(".badge").waitFor({ state: "detached", timeout: 30000 });
+});
+
+test("alice verifies bob with emoji in their DM", async () => {
+  const { alice, bob } = pages;
+  // bob needs a cross-signing identity to be verified as a person
+  await bob.getByTestId("open-settings").click();
+  await bob.getByRole("button", { name: "Security & backup" }).click();
+  await bob.getByTestId("setup-recovery").click();
+  await bob.getByTestId("new-recovery-key").waitFor({ timeout: 60000 });
+  await bob.keyboard.press("Escape");
+
+  await openRoom(alice, dmRoomId);
+  await alice.getByTestId("room-settings").click();
+  await alice.getByTestId("verify-user").click();
+  await alice.getByTestId("verification-dialog").waitFor();
+  await bob.getByTestId("verification-accept").click({ timeout: 30000 });
+  const ea = alice.getByTestId("sas-emoji");
+  const eb = bob.getByTestId("sas-emoji");
+  await ea.waitFor({ timeout: 30000 });
+  await eb.waitFor({ timeout: 30000 });
+  assert.equal(await ea.textContent(), await eb.textContent());
+  await bob.getByTestId("sas-match").click();
+  await alice.getByTestId("sas-match").click();
+  await alice.getByText("✅ Verified").waitFor({ timeout: 30000 });
+  await bob.getByText("✅ Verified").waitFor({ timeout: 30000 });
+  await alice.getByRole("button", { name: "Done" }).click();
+  await bob.getByRole("button", { name: "Done" }).click();
+  await alice.getByTestId("room-trust").getByText("verified").waitFor({ timeout: 30000 });
+  await shot(alice, "20-verified-dm");
+});
+
+test("sign out another device (password-confirmed)", async () => {
+  const { alice } = pages;
+  const token3 = await accessToken(pages.alice3);
+  await alice.getByTestId("open-settings").click();
+  await alice.getByRole("button", { name: "Devices" }).click();
+  const rows = alice.locator(".device-list li");
+  await rows.nth(2).waitFor();
+  const before = await rows.count();
+  const device3 = await pages.alice3.evaluate(() => JSON.parse(localStorage.getItem("wspr.session")).deviceId);
+  await alice.locator(".device-list li", { hasText: device3 }).getByRole("button", { name: "Sign out" }).click();
+  await alice.locator(".device-list li", { hasText: device3 }).waitFor({ state: "detached", timeout: 30000 });
+  assert.equal(await rows.count(), before - 1);
+  const who = await fetch(`${hs.baseUrl}/_matrix/client/v3/account/whoami`, { headers: { Authorization: `Bearer ${token3}` } });
+  assert.equal(who.status, 401, "the signed-out device's token no longer works");
+  await alice.keyboard.press("Escape");
+  // the signed-out session notices and goes back to the sign-in screen
+  await pages.alice3.getByRole("button", { name: "Sign in", exact: true }).waitFor({ timeout: 60000 });
+});
+
+test("sign out, wrong password, sign in again", async () => {
+  const { bob } = pages;
+  await bob.getByTestId("open-settings").click();
+  await bob.getByTestId("logout").click();
+  await bob.getByRole("button", { name: "Sign in", exact: true }).waitFor({ timeout: 30000 });
+  await bob.locator('input[name="homeserver"]').fill(hs.baseUrl);
+  await bob.locator('input[name="username"]').fill(BOB);
+  await bob.locator('input[name="password"]').fill("not my password");
+  await bob.getByRole("button", { name: "Sign in", exact: true }).click();
+  await bob.getByText("Wrong username or password").waitFor();
+  await shot(bob, "21-wrong-password");
+  await bob.locator('input[name="password"]').fill(PASSWORD);
+  await bob.getByRole("button", { name: "Sign in", exact: true }).click();
+  await bob.getByTestId("room-list").waitFor({ timeout: 60000 });
+  await bob.locator(`[data-testid=room-row][data-room-id="${dmRoomId}"]`).waitFor({ timeout: 30000 });
+});

@@ -31,10 +31,11 @@ export function App() {
       (c) => {
         if (cancelled) return;
         c.on(HttpApiEvent.SessionLoggedOut, () => {
-          void stopSession({ logout: false });
-          clearSession();
-          setClient(null);
-          setSession(null);
+          // signed out elsewhere (or the token was revoked): this device's keys are useless now
+          void stopSession({ logout: true }).finally(() => {
+            clearSession();
+            location.replace("/");
+          });
         });
         setClient(c);
       },
@@ -53,9 +54,8 @@ export function App() {
   const logout = useCallback(async () => {
     await stopSession({ logout: true });
     clearSession();
-    setClient(null);
-    setSession(null);
-    history.replaceState(null, "", "/");
+    // start from a clean page: no SDK state, keys or caches of the old session survive in memory
+    location.replace("/");
   }, []);
 
   if (!session) return <Login onSession={onSession} />;

@@ -127,7 +127,7 @@ export function Chat({ client, onLogout }: { client: MatrixClient; onLogout: () 
       </aside>
       <main className="main">
         {room ? (
-          <RoomView key={room.roomId} client={client} room={room} onBack={() => select(null)} onLeft={() => select(null)} />
+          <RoomView key={room.roomId} client={client} room={room} onBack={() => select(null)} onLeft={() => select(null)} onVerify={setVerification} />
         ) : (
           <div className="welcome">
             <Logo size={72} />

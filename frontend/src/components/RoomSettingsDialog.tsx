@@ -3,8 +3,9 @@ import { KnownMembership, type MatrixClient, type Room } from "matrix-js-sdk";
 import { describeError } from "../lib/errors";
 import { Dialog, ErrorText } from "./Dialog";
 import { Avatar } from "./Avatar";
+import type { VerificationRequest } from "matrix-js-sdk/lib/crypto-api/index.js";
 
-export function RoomSettingsDialog({ client, room, onClose, onLeft }: { client: MatrixClient; room: Room; onClose: () => void; onLeft: () => void }) {
+export function RoomSettingsDialog({ client, room, onClose, onLeft, onVerify }: { client: MatrixClient; room: Room; onClose: () => void; onLeft: () => void; onVerify?: (r: VerificationRequest) => void }) {
   const currentTopic = (room.currentState.getStateEvents("m.room.topic", "")?.getContent()?.topic as string) ?? "";
   const [name, setName] = useState(room.currentState.getStateEvents("m.room.name", "")?.getContent()?.name ?? "");
   const [topic, setTopic] = useState(currentTopic);
@@ -83,6 +84,18 @@ export function RoomSettingsDialog({ client, room, onClose, onLeft }: { client: 
             <Avatar client={client} id={m.userId} name={m.name} mxc={m.getMxcAvatarUrl()} size={28} presence={client.getUser(m.userId)?.presence} />
             <span className="ellipsis">{m.name}</span>
             <span className="muted small ellipsis">{m.membership === "invite" ? "invited" : m.userId}</span>
+            {onVerify && m.userId !== me && m.membership === "join" && room.hasEncryptionStateEvent() ? (
+              <button
+                className="btn btn-sm"
+                data-testid="verify-user"
+                disabled={busy}
+                onClick={() => void run(async () => onVerify(await client.getCrypto()!.requestVerificationDM(m.userId, room.roomId)))}
+              >
+                Verify
+              </button>
+            ) : (
+              <span />
+            )}
           </li>
         ))}
       </ul>

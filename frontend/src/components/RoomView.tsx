@@ -21,8 +21,9 @@ import { Composer } from "./Composer";
 import { RoomSettingsDialog } from "./RoomSettingsDialog";
 import { CallSlot } from "../calls/CallSlot";
 import { useRoomTrust } from "./trust";
+import type { VerificationRequest } from "matrix-js-sdk/lib/crypto-api/index.js";
 
-export function RoomView({ client, room, onBack, onLeft }: { client: MatrixClient; room: Room; onBack: () => void; onLeft: () => void }) {
+export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: MatrixClient; room: Room; onBack: () => void; onLeft: () => void; onVerify: (r: VerificationRequest) => void }) {
   useEvents(room, [RoomEvent.Timeline, RoomEvent.Redaction, RoomEvent.LocalEchoUpdated, RoomEvent.Receipt, RoomEvent.Name, RoomEvent.MyMembership, RoomEvent.TimelineReset, RoomStateEvent.Events as string]);
   useEvents(client, [MatrixEventEvent.Decrypted, RoomMemberEvent.Typing, RoomStateEvent.Events]);
   const [showSettings, setShowSettings] = useState(false);
@@ -227,7 +228,18 @@ export function RoomView({ client, room, onBack, onLeft }: { client: MatrixClien
           <span className="muted">You've been invited to this room.</span>
         </div>
       ) : null}
-      {showSettings && <RoomSettingsDialog client={client} room={room} onClose={() => setShowSettings(false)} onLeft={onLeft} />}
+      {showSettings && (
+        <RoomSettingsDialog
+          client={client}
+          room={room}
+          onClose={() => setShowSettings(false)}
+          onLeft={onLeft}
+          onVerify={(r) => {
+            setShowSettings(false);
+            onVerify(r);
+          }}
+        />
+      )}
     </section>
   );
 }

@@ -32,6 +32,12 @@ export function rememberSecretStorageKey(keyId: string, key: Uint8Array<ArrayBuf
 }
 
 let current: MatrixClient | null = null;
+let currentSession: Session | null = null;
+
+/** One crypto store per device: a later login on this browser is a new device with new keys. */
+function cryptoPrefix(s: Session): string {
+  return `wspr-crypto-${s.userId}-${s.deviceId}`;
+}
 export function getClient(): MatrixClient {
   if (!current) throw new Error("Not signed in");
   return current;
@@ -82,6 +88,45 @@ function persistSyncCache(client: MatrixClient, store: IndexedDBStore): void {
   }
 }
 
+const WIPE_KEY = "wspr.pendingWipe";
+
+function databasesOf(s: Session): string[] {
+  const p = cryptoPrefix(s);
+  return [`${p}::matrix-sdk-crypto`, `${p}::matrix-sdk-crypto-meta`, `matrix-js-sdk:wspr-sync-${s.userId}-${s.deviceId}`];
+}
+
+function schedulWipe(s: Session): void {
+  try {
+    const list: string[] = JSON.parse(localStorage.getItem(WIPE_KEY) ?? "[]");
+    localStorage.setItem(WIPE_KEY, JSON.stringify([...new Set([...list, ...databasesOf(s)])]));
+  } catch {
+    /* ignore */
+  }
+}
+
+/** Deletes the databases of sessions that were signed out. Call at start-up, before any session starts. */
+export async function wipePendingDatabases(): Promise<void> {
+  if (typeof indexedDB === "undefined") return;
+  let list: string[] = [];
+  try {
+    list = JSON.parse(localStorage.getItem(WIPE_KEY) ?? "[]");
+  } catch {
+    /* ignore */
+  }
+  if (!list.length) return;
+  await Promise.all(
+    list.map(
+      (name) =>
+        new Promise<void>((resolve) => {
+          const req = indexedDB.deleteDatabase(name);
+          req.onsuccess = req.onerror = req.onblocked = () => resolve();
+          setTimeout(resolve, 2000);
+        }),
+    ),
+  );
+  localStorage.removeItem(WIPE_KEY);
+}
+
 let starting: { token: string; promise: Promise<MatrixClient> } | null = null;
 
 /** Creates, sets up crypto for and starts the client. Idempotent per session. */
@@ -96,6 +141,7 @@ export function startSession(session: Session): Promise<MatrixClient> {
 }
 
 async function doStart(session: Session): Promise<MatrixClient> {
+  await wipePendingDatabases();
   // Caching sync results lets the app show rooms and history at once, and offline.
   const store: ICreateClientOpts["store"] | undefined =
     typeof indexedDB !== "undefined"
@@ -150,12 +196,13 @@ async function doStart(session: Session): Promise<MatrixClient> {
   if (store instanceof IndexedDBStore) persistSyncCache(client, store);
   holdWhileOffline = true;
   try {
-    await client.initRustCrypto({ cryptoDatabasePrefix: `wspr-crypto` });
+    await client.initRustCrypto({ cryptoDatabasePrefix: cryptoPrefix(session) });
   } finally {
     holdWhileOffline = false;
   }
   console.info("[wspr] crypto ready");
   current = client;
+  currentSession = session;
   // Not awaited: offline, the first sync retries forever; the UI shows the cached state meanwhile.
   client.startClient({ initialSyncLimit: 30, lazyLoadMembers: false }).catch((e) => console.error("startClient failed", e));
   return client;
@@ -163,7 +210,9 @@ async function doStart(session: Session): Promise<MatrixClient> {
 
 export async function stopSession(opts: { logout: boolean }): Promise<void> {
   const client = current;
+  const session = currentSession;
   current = null;
+  currentSession = null;
   starting = null;
   if (!client) return;
   client.stopClient();
@@ -173,11 +222,14 @@ export async function stopSession(opts: { logout: boolean }): Promise<void> {
     } catch {
       /* the token may already be invalid */
     }
-    try {
-      await client.clearStores();
-    } catch {
-      /* ignore */
-    }
+    // Deleting a database waits for every connection to it to close; don't hang on that. What's
+    // left is deleted at the next start, before anything opens it (see wipePendingDatabases).
+    if (session) schedulWipe(session);
+    await Promise.race([
+      client.clearStores(session ? { cryptoDatabasePrefix: cryptoPrefix(session) } : {}).catch(() => {}),
+      new Promise((r) => setTimeout(r, 3000)),
+    ]);
+    secretStorageKeys.clear();
   }
 }
 
