@@ -372,11 +372,12 @@ class PushHandler:
         try:
             while self._batch.waiters:
                 batch, self._batch = self._batch, _WriteBatch()
+                recounted: dict[tuple[str, str, str], tuple[int, int]] | None = None
                 try:
-                    await self.store.write_push_batch(batch.actions, batch.reads)
+                    recounted = await self.store.write_push_batch(batch.actions, batch.reads)
                 except Exception:
                     logger.exception("writing %d push actions failed", len(batch.actions))
-                self._apply_to_cached_counts(batch.actions, batch.reads)
+                self._apply_to_cached_counts(batch.actions, batch.reads, recounted)
                 for w in batch.waiters:
                     w.callback(None)
                 if batch.actions:
@@ -392,20 +393,35 @@ class PushHandler:
         finally:
             self._flushing = False
 
-    def _apply_to_cached_counts(self, actions: list[PushActionRow], reads: list[tuple[str, str, str, int]]) -> None:
-        """Keeps cached counts current without a query: new notifications are added to the
-        cached numbers; a moved read position drops the entry so it is counted afresh.
-        (Re-counting on every event made each /sync scan all of a room's unread rows.)"""
+    def _apply_to_cached_counts(
+        self,
+        actions: list[PushActionRow],
+        reads: list[tuple[str, str, str, int]],
+        recounted: dict[tuple[str, str, str], tuple[int, int]] | None,
+    ) -> None:
+        """Keeps cached counts current without re-counting the room: new notifications are
+        added to the cached numbers, and a thread whose read position moved takes the count
+        the write transaction made for it. An unthreaded receipt (or a failed write) drops
+        the entry so it is counted afresh. (Re-counting on every event made each /sync scan
+        all of a room's unread rows.)"""
         self._counts_gen += 1
-        read_keys = {(user_id, room_id) for user_id, room_id, _, _ in reads}
+        recounted_threads = recounted or {}
+        drop = {(u, r) for u, r, t, _ in reads if not t or recounted is None}
         for row in actions:
             key = (row.user_id, row.room_id)
             counts = self._counts.get(key)
-            if counts is None or key in read_keys:
+            if counts is None or key in drop or (row.user_id, row.room_id, row.thread_id) in recounted_threads:
                 continue
             n, h = counts.get(row.thread_id, (0, 0))
             counts[row.thread_id] = (n + 1, h + (1 if row.highlight else 0))
-        self._invalidate(read_keys)
+        for (user_id, room_id, thread_id), value in recounted_threads.items():
+            counts = self._counts.get((user_id, room_id))
+            if counts is not None and (user_id, room_id) not in drop:
+                if value == (0, 0):
+                    counts.pop(thread_id, None)
+                else:
+                    counts[thread_id] = value
+        self._invalidate(drop)
 
     def _invalidate(self, keys: set[tuple[str, str]]) -> None:
         self._counts_gen += 1

@@ -157,11 +157,14 @@ class PushStore:
 
     # -- push actions and read positions ----------------------------------------------
 
-    async def write_push_batch(self, actions: list[PushActionRow], reads: list[tuple[str, str, str, int]]) -> None:
+    async def write_push_batch(
+        self, actions: list[PushActionRow], reads: list[tuple[str, str, str, int]]
+    ) -> dict[tuple[str, str, str], tuple[int, int]]:
         """New push actions, and read positions (user_id, room_id, thread_id, stream_ordering)
-        that only ever move forward, in one transaction."""
+        that only ever move forward, in one transaction. Returns, for every threaded read
+        (thread id not ''), that thread's unread (notifications, highlights) afterwards."""
 
-        def txn_fn(txn: Txn) -> None:
+        def txn_fn(txn: Txn) -> dict[tuple[str, str, str], tuple[int, int]]:
             txn.executemany(
                 "INSERT INTO event_push_actions (user_id, room_id, event_id, stream_ordering, thread_id, highlight,"
                 " actions, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -176,8 +179,21 @@ class PushStore:
                 " WHERE event_push_read.stream_ordering < excluded.stream_ordering",
                 reads,
             )
+            recounted: dict[tuple[str, str, str], tuple[int, int]] = {}
+            for user_id, room_id, thread_id, _ in reads:
+                if not thread_id or (user_id, room_id, thread_id) in recounted:
+                    continue
+                row = txn.select_one(
+                    "SELECT COUNT(*), SUM(CASE WHEN highlight THEN 1 ELSE 0 END) FROM event_push_actions"
+                    " WHERE user_id = ? AND room_id = ? AND thread_id = ? AND stream_ordering > COALESCE(("
+                    " SELECT MAX(stream_ordering) FROM event_push_read WHERE user_id = ? AND room_id = ?"
+                    " AND thread_id IN ('', ?)), 0)",
+                    (user_id, room_id, thread_id, user_id, room_id, thread_id),
+                )
+                recounted[(user_id, room_id, thread_id)] = (int(row[0]), int(row[1] or 0)) if row else (0, 0)
+            return recounted
 
-        await self.db.write(txn_fn, name="write_push_batch")
+        return await self.db.write(txn_fn, name="write_push_batch")
 
     async def prune_push_actions(self, before_ts: int) -> None:
         """Forgets notifications older than ``before_ts`` that have been read."""
