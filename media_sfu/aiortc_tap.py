@@ -36,7 +36,7 @@ from aioice.ice import StunProtocol
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
-from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RtcpPsfbPacket,
@@ -54,7 +54,7 @@ _S = "_RTCRtpSender__"
 RECEIVER_PRIVATE_ATTRS = (
     _R + "codecs",  # dict[payload type, RTCRtpCodecParameters]
     _R + "rtx_ssrc",  # dict[rtx ssrc, media ssrc]
-    _R + "nack_generator",  # NackGenerator | None (video only)
+    _R + "nack_generator",  # NackGenerator | None: tells video receivers apart
     _R + "remote_streams",  # dict[ssrc, StreamStatistics] feeding receiver reports
     _R + "remote_bitrate_estimator",  # RemoteBitrateEstimator | None (video only)
     _R + "rtcp_ssrc",  # SSRC used as sender of our RTCP
@@ -135,6 +135,7 @@ class ReceiverTap:
         self._ssrc_by_rid: dict[str, int] = {}
         self._learnt_rtx: dict[int, int] = {}
         self._media_ssrcs: set[int] = set()
+        self._nack: dict[int, NackGenerator] = {}
         receiver._handle_rtp_packet = self._handle_rtp_packet  # type: ignore[method-assign]
         self._orig_handle_rtcp = receiver._handle_rtcp_packet
         receiver._handle_rtcp_packet = self._handle_rtcp_packet  # type: ignore[method-assign]
@@ -190,9 +191,14 @@ class ReceiverTap:
             self._media_ssrcs.add(packet.ssrc)
         if packet.extensions.rtp_stream_id is not None:
             self._ssrc_by_rid[packet.extensions.rtp_stream_id] = packet.ssrc
-        nackgen = getattr(r, _R + "nack_generator")
-        if nackgen is not None and nackgen.add(packet):
-            await r._send_rtcp_nack(packet.ssrc, sorted(nackgen.missing))
+        if getattr(r, _R + "nack_generator") is not None:  # video receivers only
+            # one generator per SSRC: simulcast layers share this receiver, and aiortc's
+            # single generator would read their interleaved sequence spaces as huge losses
+            nackgen = self._nack.get(packet.ssrc)
+            if nackgen is None:
+                nackgen = self._nack[packet.ssrc] = NackGenerator()
+            if nackgen.add(packet):
+                await r._send_rtcp_nack(packet.ssrc, sorted(nackgen.missing))
         self.packets += 1
         self.bytes += len(packet.payload)
         await self.on_packet(packet, codec)
@@ -292,8 +298,10 @@ class ForwardingSender:
     def ready(self) -> bool:
         return self.payload_type is not None and self.sender.transport._state is DtlsState.CONNECTED
 
-    def send(self, src: RtpPacket, seq: int, ts: int, abs_send_time: int | None) -> bool:
-        """Send ``src``'s payload as (seq, ts) on our SSRC; False if the transport is not up."""
+    def send(self, src: RtpPacket, seq: int, ts: int, abs_send_time: int | None,
+             payload: bytes | None = None) -> bool:
+        """Send ``src``'s payload (or ``payload``) as (seq, ts) on our SSRC; False if the
+        transport is not up."""
         s = self.sender
         dtls = s.transport
         if dtls._state is not DtlsState.CONNECTED or self.payload_type is None:
@@ -309,9 +317,9 @@ class ForwardingSender:
             if pad:
                 ext += bytes(pad)
             header = _HEADER.pack(0x90, (src.marker << 7) | self.payload_type, seq, ts, s._ssrc)
-            plain = header + b"\xbe\xde" + (len(ext) // 4).to_bytes(2, "big") + ext + src.payload
+            plain = header + b"\xbe\xde" + (len(ext) // 4).to_bytes(2, "big") + ext + (payload or src.payload)
         else:
-            plain = _HEADER.pack(0x80, (src.marker << 7) | self.payload_type, seq, ts, s._ssrc) + src.payload
+            plain = _HEADER.pack(0x80, (src.marker << 7) | self.payload_type, seq, ts, s._ssrc) + (payload or src.payload)
         self._history[seq % self.HISTORY] = plain
         _transmit(dtls, plain)
         # counters for aiortc's RTCP sender reports

@@ -60,6 +60,9 @@ class SFUConfig:
     # period of active-speaker updates
     speaker_interval: float = 0.5
     log_level: str = "INFO"
+    # accept every simulcast layer browsers offer and give each subscriber the one it asks for
+    # (adaptive stream); false: browsers send only their top layer
+    simulcast: bool = True
     # GET /debug/stats on the signalling port: forwarding counters and latency (benchmarks)
     debug_stats: bool = False
 
@@ -76,7 +79,7 @@ class SFUConfig:
         known = {
             "enabled", "bind_address", "port", "public_url", "api_key", "api_secret", "rtc",
             "ice_servers", "ping_interval", "ping_timeout", "pli_interval",
-            "speaker_interval", "log_level", "debug_stats",
+            "speaker_interval", "log_level", "debug_stats", "simulcast",
         }
         unknown = sorted(set(d) - known)
         if unknown:
@@ -153,8 +156,10 @@ class SFUConfig:
             raise ValueError("sfu.log_level: must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
         debug_stats = _bool(d, "debug_stats", defaults.debug_stats)
+        simulcast = _bool(d, "simulcast", defaults.simulcast)
         return cls(
             debug_stats=debug_stats,
+            simulcast=simulcast,
             enabled=enabled, bind_address=bind_address, port=port, public_url=public_url,
             api_key=api_key, api_secret=api_secret, rtc=rtc, ice_servers=tuple(servers),
             ping_interval=ping_interval, ping_timeout=ping_timeout,

@@ -14,6 +14,7 @@ from aiortc.rtp import RtpPacket
 from livekit.protocol import models
 
 from .aiortc_tap import ForwardingSender, ReceiverTap
+from . import vp8
 from .rtp_rewrite import RtpRewriter
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,19 @@ class ForwardingStats:
 STATS = ForwardingStats()
 
 
+# LiveKit's simulcast rids and the VideoQuality they carry (LOW, MEDIUM, HIGH)
+RID_QUALITY = {"q": 0, "h": 1, "f": 2}
+HIGHEST = 2
+LAYER_TIMEOUT = 1.0  # a layer with no packet for this long is considered paused
+
+
 class PublishedTrack:
-    """A publisher's track as received by the SFU, with its subscribers."""
+    """A publisher's track as received by the SFU, with its subscribers.
+
+    A simulcast video track arrives as several SSRCs (one per layer, told apart by their
+    RID header extension) on one receiver; each down-track forwards one layer at a time.
+    Layers are indexed by LiveKit VideoQuality (0 low .. 2 high); a plain track is layer 2.
+    """
 
     def __init__(
         self,
@@ -53,12 +65,14 @@ class PublishedTrack:
         *,
         pli_interval: float,
         on_audio_level: Callable[[int], None] | None = None,
+        rids: list[str] | None = None,
     ) -> None:
         self.info = info
         self.sid = info.sid
         self.kind = "audio" if info.type == models.TrackType.AUDIO else "video"
         self.publisher_sid = publisher_sid
         self.codec = codec
+        self.is_vp8 = codec.mimeType.lower() == "video/vp8"
         self.pli_interval = pli_interval
         self.on_audio_level = on_audio_level
         self.downtracks: dict[str, DownTrack] = {}
@@ -66,11 +80,20 @@ class PublishedTrack:
         self.client_track_id: str | None = None  # the publisher's msid track id (= cid)
         self.tap: ReceiverTap | None = None
         self.media_ssrc: int | None = None
-        self._last_pli = -1e9
         self.closed = False
         # latest sender report of the publisher: (ssrc, ntp, rtp); version bumps on each
         self.sender_report: tuple[int, int, int] | None = None
         self.sr_version = 0
+        # simulcast
+        rids = rids or []
+        self.simulcast = len(rids) > 1
+        self.rid_layer = {rid: RID_QUALITY.get(rid, min(i, HIGHEST)) for i, rid in enumerate(rids)}
+        self.layer_ssrc: dict[int, int] = {}
+        self._ssrc_layer: dict[int, int] = {}
+        self._layer_seen: dict[int, float] = {}
+        self._available: tuple[int, ...] = ()
+        self._available_at = 0.0
+        self._last_pli: dict[int, float] = {}
 
     def attach_receiver(self, tap_factory: Callable[..., ReceiverTap], receiver) -> None:
         self.tap = tap_factory(receiver, self._on_packet, self._on_sender_report)
@@ -78,6 +101,28 @@ class PublishedTrack:
     def _on_sender_report(self, ssrc: int, ntp: int, rtp_ts: int) -> None:
         self.sender_report = (ssrc, ntp, rtp_ts)
         self.sr_version += 1
+
+    def _layer_of(self, packet: RtpPacket) -> int:
+        layer = self._ssrc_layer.get(packet.ssrc)
+        if layer is None:
+            if not self.simulcast:
+                layer = HIGHEST
+            else:
+                rid = packet.extensions.rtp_stream_id
+                layer = self.rid_layer.get(rid) if rid is not None else None
+                if layer is None:
+                    return -1  # not identified yet: wait for a packet carrying its RID
+            self._ssrc_layer[packet.ssrc] = layer
+            self.layer_ssrc[layer] = packet.ssrc
+        return layer
+
+    def available_layers(self) -> tuple[int, ...]:
+        """Layers that carried packets recently (the publisher pauses layers it cannot afford)."""
+        now = time.monotonic()
+        if now - self._available_at > 0.1:
+            self._available = tuple(sorted(q for q, t in self._layer_seen.items() if now - t < LAYER_TIMEOUT))
+            self._available_at = now
+        return self._available
 
     async def _on_packet(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
         if self.closed:
@@ -87,6 +132,11 @@ class PublishedTrack:
         self.media_ssrc = packet.ssrc
         if self.on_audio_level is not None and packet.extensions.audio_level is not None:
             self.on_audio_level(packet.extensions.audio_level[1])
+        layer = self._layer_of(packet)
+        if layer < 0:
+            return
+        if self.simulcast:
+            self._layer_seen[layer] = time.monotonic()
         fanout = self._fanout
         if not fanout:
             return
@@ -98,23 +148,29 @@ class PublishedTrack:
         if not packet.payload:
             return  # padding-only probe: meaningless to the subscribers' decoders
         for dt in fanout:
-            dt.forward(packet, abs_send_time)
+            dt.forward(packet, layer, abs_send_time)
             if t0:
                 stats.latencies.append(time.time() - t0)
                 stats.processing.append(time.perf_counter() - p0)
 
-    def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe, at most once per ``pli_interval``.
+    def request_keyframe(self, layer: int | None = None) -> None:
+        """Ask the publisher for a keyframe of a layer, at most once per ``pli_interval``.
 
-        Every subscriber that loses a packet or joins asks; the publisher must not be flooded.
+        Every subscriber that loses a packet, joins or switches layer asks; the publisher
+        must not be flooded.
         """
-        if self.kind != "video" or self.tap is None or self.media_ssrc is None or self.closed:
+        if self.kind != "video" or self.tap is None or self.closed:
+            return
+        ssrc = self.layer_ssrc.get(layer) if layer is not None else None
+        if ssrc is None:
+            ssrc = self.media_ssrc
+        if ssrc is None:
             return
         now = time.monotonic()
-        if now - self._last_pli < self.pli_interval:
+        if now - self._last_pli.get(ssrc, -1e9) < self.pli_interval:
             return
-        self._last_pli = now
-        asyncio.ensure_future(self._send_pli(self.media_ssrc))
+        self._last_pli[ssrc] = now
+        asyncio.ensure_future(self._send_pli(ssrc))
 
     async def _send_pli(self, ssrc: int) -> None:
         try:
@@ -135,6 +191,14 @@ class PublishedTrack:
         self.downtracks.clear()
         self._fanout = ()
 
+    def layer_for_size(self, width: int, height: int) -> int:
+        """Smallest announced layer at least this big (adaptive stream sends element sizes)."""
+        layers = sorted(self.info.layers, key=lambda l: l.width * l.height)
+        for l in layers:
+            if l.width >= width and l.height >= height:
+                return int(l.quality)
+        return HIGHEST
+
 
 class DownTrack:
     """One published track as sent to one subscriber."""
@@ -147,8 +211,18 @@ class DownTrack:
         self.paused = False
         self._started = False
         self._sr_version = 0
+        self.target_layer = HIGHEST  # what the subscriber asked for
+        self.current_layer: int | None = None  # what it gets
+        self.picture_ids = vp8.PictureIdRewriter() if track.simulcast and track.is_vp8 else None
 
-    def forward(self, packet: RtpPacket, abs_send_time: int) -> None:
+    def _wanted_layer(self) -> int | None:
+        avail = self.track.available_layers()
+        if not avail:
+            return None
+        below = [q for q in avail if q <= self.target_layer]
+        return below[-1] if below else avail[0]
+
+    def forward(self, packet: RtpPacket, layer: int, abs_send_time: int) -> None:
         if self.paused:
             return
         if not self._started:
@@ -156,21 +230,45 @@ class DownTrack:
                 return  # no sequence numbers burnt before the subscriber's transport is up
             # a subscriber that starts mid-GOP can decode nothing until the next keyframe
             self._started = True
-            self.track.request_keyframe()
-        seq, ts = self.rewriter.rewrite(packet.ssrc, packet.sequence_number, packet.timestamp)
+            self.track.request_keyframe(layer)
         track = self.track
+        if layer != self.current_layer:
+            if not track.simulcast:
+                self.current_layer = layer
+            else:
+                if layer != self._wanted_layer():
+                    return
+                # switch only at a keyframe of the new layer; until then keep the old one
+                if track.is_vp8 and not vp8.is_keyframe_start(packet.payload):
+                    track.request_keyframe(layer)
+                    return
+                self.current_layer = layer
+                if self.picture_ids is not None:
+                    self.picture_ids.switch()
+        out = self.rewriter.rewrite(packet.ssrc, packet.sequence_number, packet.timestamp)
+        if out is None:
+            return
+        seq, ts = out
         if track.sr_version != self._sr_version and track.sender_report is not None:
             self._sr_version = track.sr_version
             sr_ssrc, ntp, rtp_ts = track.sender_report
             mapped = self.rewriter.map_timestamp(sr_ssrc, rtp_ts)
             if mapped is not None:
                 self.sender.set_sender_report(ntp, mapped)
-        if not self.sender.send(packet, seq, ts, abs_send_time):
+        payload = self.picture_ids.rewrite(packet.payload) if self.picture_ids is not None else None
+        if not self.sender.send(packet, seq, ts, abs_send_time, payload):
             return
         STATS.packets_out += 1
         STATS.bytes_out += len(packet.payload)
 
+    def request_keyframe(self) -> None:
+        """The subscriber lost the picture (PLI/FIR): ask for its current layer."""
+        self.track.request_keyframe(self.current_layer)
+
+    def set_target_layer(self, layer: int) -> None:
+        self.target_layer = max(0, min(HIGHEST, layer))
+
     def set_paused(self, paused: bool) -> None:
         if self.paused and not paused:
-            self.track.request_keyframe()
+            self.track.request_keyframe(self.current_layer)
         self.paused = paused

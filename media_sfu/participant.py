@@ -59,6 +59,7 @@ class Participant:
         ice: IcePolicy | None,
         pli_interval: float,
         auto_subscribe: bool = True,
+        simulcast: bool = True,
     ) -> None:
         self.room = room
         self.sid = participant_sid()
@@ -71,6 +72,7 @@ class Participant:
         self.ice = ice
         self.pli_interval = pli_interval
         self.auto_subscribe = auto_subscribe
+        self.simulcast = simulcast
         self.state = models.ParticipantInfo.State.JOINING
         self.version = 1
         self.joined_at_ms = int(time.time() * 1000)
@@ -189,6 +191,7 @@ class Participant:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sd.sdp, type="offer"))
         offer = aiortc_sdp.SessionDescription.parse(sd.sdp)
         track_ids = {m.rtp.muxId: offer.webrtc_track_id(m) for m in offer.media}
+        rids_by_mid = simulcast.offered_rids_by_mid(sd.sdp) if self.simulcast else {}
         new_tracks: list[PublishedTrack] = []
         stopped: list[str] = []
         for transceiver in pc.getTransceivers():
@@ -213,20 +216,20 @@ class Participant:
                     self._unpublish(current)
                     current = None
             if receiving and current is None:
-                published = self._match_track(transceiver, msid_track)
+                published = self._match_track(transceiver, msid_track, rids_by_mid.get(transceiver.mid))
                 if published is not None:
                     new_tracks.append(published)
         await self._flush_candidates(PUBLISHER)
         with policy_applied(self.ice):
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
-        answer_sdp = simulcast.accept_top_layer(sd.sdp, pc.localDescription.sdp)
+        answer_sdp = simulcast.accept_layers(sd.sdp, pc.localDescription.sdp, all_layers=self.simulcast)
         self.send(rtc.SignalResponse(answer=rtc.SessionDescription(type="answer", sdp=answer_sdp, id=sd.id)))
         for sid in stopped:
             self.send(rtc.SignalResponse(track_unpublished=rtc.TrackUnpublishedResponse(track_sid=sid)))
         return new_tracks, stopped
 
-    def _match_track(self, transceiver, msid_track: str | None) -> PublishedTrack | None:
+    def _match_track(self, transceiver, msid_track: str | None, rids: list[str] | None = None) -> PublishedTrack | None:
         kind_type = models.TrackType.AUDIO if transceiver.kind == "audio" else models.TrackType.VIDEO
         info = self.pending_by_cid.pop(msid_track, None) if msid_track else None
         if info is not None and info.type != kind_type:
@@ -250,7 +253,9 @@ class Participant:
         published = PublishedTrack(
             info, self.sid, codec, pli_interval=self.pli_interval,
             on_audio_level=self.meter.add if transceiver.kind == "audio" else None,
+            rids=rids if transceiver.kind == "video" else None,
         )
+        info.simulcast = published.simulcast
         published.client_track_id = msid_track
         simulcast.patch_router_mid_fallback(transceiver.receiver.transport._rtp_router)
         published.attach_receiver(ReceiverTap, transceiver.receiver)
@@ -301,7 +306,7 @@ class Participant:
             prefs += [c for c in caps if is_rtx(c)]
         if prefs:
             transceiver.setCodecPreferences(prefs)
-        sender = ForwardingSender(transceiver.sender, track.request_keyframe)
+        sender = ForwardingSender(transceiver.sender, lambda: dt.request_keyframe())
         dt = DownTrack(track, self.sid, sender)
         dt.transceiver = transceiver  # type: ignore[attr-defined]
         self.downtracks[track.sid] = dt
@@ -332,6 +337,17 @@ class Participant:
         dt = self.downtracks.get(track_sid)
         if dt is not None:
             dt.set_paused(not subscribed)
+
+    def set_track_settings(self, track_sid: str, settings: rtc.UpdateTrackSettings) -> None:
+        """Adaptive stream / manual quality: pick the simulcast layer this subscriber gets."""
+        dt = self.downtracks.get(track_sid)
+        if dt is None:
+            return
+        dt.set_paused(settings.disabled)
+        if settings.width and settings.height:
+            dt.set_target_layer(dt.track.layer_for_size(settings.width, settings.height))
+        else:
+            dt.set_target_layer(int(settings.quality))
 
     def schedule_negotiation(self) -> None:
         self._negotiation_needed = True

@@ -41,9 +41,16 @@ class RtpRewriter:
     _max_out_ts: int = 0
     _max_out_time: float = 0.0  # wall-clock time of the highest timestamp
 
-    def rewrite(self, ssrc: int, seq: int, ts: int) -> tuple[int, int]:
+    _first_in_seq: int = 0  # first sequence number forwarded from the current source
+
+    def rewrite(self, ssrc: int, seq: int, ts: int) -> tuple[int, int] | None:
+        """Output (seq, ts), or None for a packet of the current source older than the switch
+        to it (a late or retransmitted one): its slot already went to the previous source."""
         if ssrc != self._in_ssrc:
             self._switch_source(ssrc, seq, ts)
+            self._first_in_seq = seq
+        elif seq != self._first_in_seq and not seq_newer(seq, self._first_in_seq):
+            return None
         out_seq = (seq + self._seq_offset) % SEQ_MOD
         out_ts = (ts + self._ts_offset) % TS_MOD
         if self._max_out_seq is None or seq_newer(out_seq, self._max_out_seq):

@@ -200,7 +200,8 @@ class SignalProtocol(WebSocketServerProtocol):
                 action=rtc.LeaveRequest.Action.DISCONNECT)))
             await room.remove(old)
         p = Participant(room, self.claims, self.send_response, ice=sfu.ice_policy,
-                        pli_interval=cfg.pli_interval, auto_subscribe=self.auto_subscribe)
+                        pli_interval=cfg.pli_interval, auto_subscribe=self.auto_subscribe,
+                        simulcast=cfg.simulcast)
         p.on_failed = lambda part: asyncio.ensure_future(self._drop(part))
         p.on_data = room.forward_data
         self.participant = p
@@ -273,7 +274,7 @@ class SignalProtocol(WebSocketServerProtocol):
                 p.set_subscribed(sid, sub.subscribe)
         elif kind == "track_setting":
             for sid in req.track_setting.track_sids:
-                p.set_subscribed(sid, not req.track_setting.disabled)
+                p.set_track_settings(sid, req.track_setting)
         elif kind == "ping_req":
             self.send_response(rtc.SignalResponse(pong_resp=rtc.Pong(
                 last_ping_timestamp=req.ping_req.timestamp, timestamp=int(time.time() * 1000))))

@@ -1,4 +1,4 @@
-"""Browser simulcast, reduced to one layer per published video track.
+"""Simulcast negotiation for aiortc, which knows neither ``a=rid`` nor ``a=simulcast``.
 
 livekit-client publishes video with simulcast (``a=simulcast:send q;h;f`` + ``a=rid`` lines,
 no ``a=ssrc``). aiortc understands neither, and Chrome rejects its own next offer ("negotiates
@@ -6,13 +6,13 @@ simulcast but does not negotiate the RID RTP header extension") once an answer d
 header extension. So the SFU:
 
 * lets aiortc negotiate the RID / repaired-RID header extensions (they are only parsed);
-* adds ``a=rid:<top> recv`` and ``a=simulcast:recv <top>`` to its answer, accepting only the
-  highest layer (LiveKit orders layers low to high), so the browser sends one full-quality
-  stream and no bandwidth is spent on layers nobody receives;
+* adds ``a=rid:<rid> recv`` and ``a=simulcast:recv ...`` to its answer, accepting every
+  layer (``sfu.simulcast: true``, each subscriber then gets the layer it asks for) or only
+  the highest one (LiveKit orders layers low to high), so the browser sends one
+  full-quality stream;
 * routes RTP whose SSRC was never signalled by its MID header extension, as aiortc 1.16 only
   routes by SSRC or by a payload type unique across the bundle.
 
-Forwarding all layers and switching per subscriber is not implemented.
 """
 
 from __future__ import annotations
@@ -53,7 +53,22 @@ def offered_simulcast(section: str) -> list[str]:
     return rids
 
 
-def accept_top_layer(offer_sdp: str, answer_sdp: str) -> str:
+def offered_rids_by_mid(offer_sdp: str) -> dict[str, list[str]]:
+    out = {}
+    for section in _sections(offer_sdp)[1:]:
+        m = re.search(r"^a=mid:(\S+)", section, re.M)
+        rids = offered_simulcast(section)
+        if m and rids:
+            out[m.group(1)] = rids
+    return out
+
+
+def accept_layers(offer_sdp: str, answer_sdp: str, all_layers: bool) -> str:
+    """Accept every offered simulcast layer, or only the top one, in the answer."""
+    return accept_top_layer(offer_sdp, answer_sdp, all_layers=all_layers)
+
+
+def accept_top_layer(offer_sdp: str, answer_sdp: str, *, all_layers: bool = False) -> str:
     """Add ``a=rid``/``a=simulcast:recv`` for the top offered layer to each simulcast m-section."""
     offer = _sections(offer_sdp)[1:]
     head, *answer = _sections(answer_sdp)
@@ -63,8 +78,9 @@ def accept_top_layer(offer_sdp: str, answer_sdp: str) -> str:
     for o, a in zip(offer, answer):
         rids = offered_simulcast(o)
         if rids and a.startswith("m=video") and not a.startswith("m=video 0 "):
-            top = rids[-1]
-            a = a.rstrip("\r\n") + f"\r\na=rid:{top} recv\r\na=simulcast:recv {top}"
+            accepted = rids if all_layers else rids[-1:]
+            lines = [f"a=rid:{rid} recv" for rid in accepted] + [f"a=simulcast:recv {';'.join(accepted)}"]
+            a = a.rstrip("\r\n") + "\r\n" + "\r\n".join(lines)
         out.append(a.rstrip("\r\n"))
     return "\r\n".join(out) + "\r\n"
 

@@ -96,13 +96,13 @@ class CallClient:
             options.encryption = rtc.E2EEOptions(key_provider_options=rtc.KeyProviderOptions(shared_key=e2ee_key))
         await self.room.connect(url, token, options)
 
-    async def publish(self, audio: bool = True) -> None:
-        vsrc = rtc.VideoSource(WIDTH, HEIGHT)
+    async def publish(self, audio: bool = True, size: tuple[int, int] = (WIDTH, HEIGHT)) -> None:
+        vsrc = rtc.VideoSource(*size)
         vtrack = rtc.LocalVideoTrack.create_video_track("camera", vsrc)
         self.video_publication = await self.room.local_participant.publish_track(
             vtrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
         self.local_tracks["video"] = vtrack
-        self.tasks.append(asyncio.ensure_future(self._feed_video(vsrc)))
+        self.tasks.append(asyncio.ensure_future(self._feed_video(vsrc, *size)))
         if not audio:
             return
         asrc = rtc.AudioSource(48000, 1)
@@ -112,17 +112,17 @@ class CallClient:
         self.local_tracks["audio"] = atrack
         self.tasks.append(asyncio.ensure_future(self._feed_audio(asrc)))
 
-    async def _feed_video(self, src: rtc.VideoSource) -> None:
+    async def _feed_video(self, src: rtc.VideoSource, width: int = WIDTH, height: int = HEIGHT) -> None:
         r, g, b = COLOURS[self.index % len(COLOURS)]
-        buf = np.empty((HEIGHT, WIDTH, 4), dtype=np.uint8)
+        buf = np.empty((height, width, 4), dtype=np.uint8)
         buf[:, :] = (r, g, b, 255)
         # a moving bar so the encoder keeps producing real frames
         n = 0
         while True:
             frame_buf = buf.copy()
-            x = (n * 4) % (WIDTH - 16)
+            x = (n * 4) % (width - 16)
             frame_buf[:16, x:x + 16] = (255, 255, 255, 255)
-            src.capture_frame(rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, frame_buf.tobytes()))
+            src.capture_frame(rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, frame_buf.tobytes()))
             n += 1
             await asyncio.sleep(1 / 15)
 

@@ -171,3 +171,45 @@ class DataBeforeMediaTest(unittest.TestCase):
                 await server.stop()
 
         run(scenario(), timeout=60)
+
+
+class SimulcastTest(unittest.TestCase):
+    """The Rust core publishes two simulcast layers at 640x480 (rids q and h: 480x360 and
+    640x480); each subscriber gets the top one unless it asks for another."""
+
+    def test_layer_selection(self):
+        async def scenario():
+            from livekit import rtc
+
+            server = await start_sfu()
+            pub, sub = CallClient("pub", 0), CallClient("sub", 1)
+            try:
+                await pub.join(server.url, "layers")
+                await sub.join(server.url, "layers")
+                await pub.publish(audio=False, size=(640, 480))
+                rx = sub.rx("pub", "video")
+                self.assertTrue(await wait_for(lambda: rx.video_frames > 10 and rx.size == (640, 480), 20), rx)
+                track = next(iter(server.rooms.get("layers").by_identity("pub").published.values()))
+                self.assertTrue(track.simulcast)
+                self.assertGreaterEqual(len(track.layer_ssrc), 2)
+
+                publication = next(iter(sub.room.remote_participants["pub"].track_publications.values()))
+                self.assertTrue(publication.simulcasted)
+                low = min(track.info.layers, key=lambda l: l.width)
+                self.assertLess(low.width, 640)
+                publication.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_LOW)
+                self.assertTrue(await wait_for(lambda: rx.size == (low.width, low.height), 10), rx)
+                n = rx.video_frames
+                self.assertTrue(await wait_for(lambda: rx.video_frames > n + 10, 10))
+                self.assertTrue(colour_close(rx.colour, COLOURS[0]))
+                publication.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_HIGH)
+                self.assertTrue(await wait_for(lambda: rx.size == (640, 480), 10), rx)
+            finally:
+                for c in (pub, sub):
+                    try:
+                        await asyncio.wait_for(c.leave(), 5)
+                    except Exception:
+                        pass
+                await server.stop()
+
+        run(scenario(), timeout=90)

@@ -52,6 +52,15 @@ class RewriterTests(unittest.TestCase):
         self.assertEqual(ts, 5000 + 3000 + 45000)
         self.assertEqual(r.rewrite(2, 8, 3042), (1003, 5000 + 3000 + 45000 + 3000))
 
+    def test_packets_older_than_a_source_switch_are_dropped(self):
+        r = self.make()
+        r.rewrite(1, 500, 0)
+        r.rewrite(1, 501, 3000)
+        self.assertEqual(r.rewrite(2, 100, 0)[0], 1002)  # switch at seq 100
+        self.assertIsNone(r.rewrite(2, 98, 0))  # late packet of the new source
+        self.assertEqual(r.rewrite(2, 101, 3000)[0], 1003)
+        self.assertEqual(r.rewrite(2, 100, 0)[0], 1002)  # retransmission of the switch packet
+
     def test_map_timestamp_for_sender_reports(self):
         r = self.make(ts0=5000)
         r.rewrite(7, 1, 100)
