@@ -135,6 +135,19 @@ class InternalsTests(unittest.TestCase):
             self.assertIsInstance(t.sender, RTCRtpSender)
             # aiortc keeps the negotiated codecs here; the SFU trims them and reads them
             self.assertIsInstance(t._codecs, list)
+            # publisher m-line state read by participant.handle_offer
+            self.assertTrue(hasattr(t, "_offerDirection"))
+            # simulcast.patch_router_mid_fallback wraps the DTLS transport's RTP router
+            router = t.receiver.transport._rtp_router
+            self.assertIsInstance(router.mid_table, dict)
+            self.assertIsInstance(router.ssrc_table, dict)
+            self.assertTrue(callable(router.route_rtp))
+            # ice.SFUIceConnection relies on these aioice hooks
+            import aioice.ice
+
+            for name in ("get_component_candidates", "data_received", "recvfrom", "gather_candidates"):
+                self.assertTrue(callable(getattr(aioice.ice.Connection, name)), name)
+            self.assertTrue(callable(aioice.ice.get_host_addresses))
             await pc.close()
 
         run(make())
