@@ -32,3 +32,39 @@ class SimulcastTests(unittest.TestCase):
         offer = OFFER.replace("a=simulcast:send q;h;f\r\n", "")
         self.assertEqual(accept_top_layer(offer, ANSWER).replace("\r\n", "\n").strip(),
                          ANSWER.replace("\r\n", "\n").strip())
+
+
+class RouterFallbackTests(unittest.TestCase):
+    def test_unsignalled_ssrc_routed_by_mid_and_learnt(self):
+        from aiortc.rtp import RtpPacket
+
+        from media_sfu.simulcast import patch_router_mid_fallback
+
+        class Router:
+            def __init__(self):
+                self.mid_table = {"1": "video-receiver"}
+                self.ssrc_table = {}
+
+            def route_rtp(self, packet):
+                return self.ssrc_table.get(packet.ssrc)
+
+        router = Router()
+        patch_router_mid_fallback(router)
+        patch_router_mid_fallback(router)  # idempotent
+        pkt = RtpPacket(ssrc=1234)
+        pkt.extensions.mid = "1"
+        self.assertEqual(router.route_rtp(pkt), "video-receiver")
+        later = RtpPacket(ssrc=1234)  # MID no longer sent
+        self.assertEqual(router.route_rtp(later), "video-receiver")
+        self.assertIsNone(router.route_rtp(RtpPacket(ssrc=999)))
+
+    def test_offered_rids_by_mid(self):
+        from media_sfu.simulcast import offered_rids_by_mid
+
+        self.assertEqual(offered_rids_by_mid(OFFER), {"1": ["q", "h", "f"]})
+
+    def test_accept_all_layers(self):
+        from media_sfu.simulcast import accept_layers
+
+        out = accept_layers(OFFER, ANSWER, all_layers=True)
+        self.assertIn("a=rid:q recv\r\na=rid:h recv\r\na=rid:f recv\r\na=simulcast:recv q;h;f", out)
