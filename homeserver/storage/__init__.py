@@ -22,9 +22,10 @@ from homeserver.storage.users import DeviceListStore, UserStore
 class DataStore(
     UserStore,
     DeviceListStore,
+    # before EventsStore: it wraps EventsStore's persist transaction for remote events
+    FederationRoomStore,
     EventsStore,
     ThreadStore,
-    FederationRoomStore,
     RoomStore,
     AccountDataStore,
     FilterStore,

@@ -4,11 +4,18 @@ turn a stored outlier into a timeline event)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
 from typing import Iterable
 
 from homeserver.events.event import Event
 from homeserver.storage.database import Database, Txn
 from homeserver.storage.events import PersistBatch
+
+
+@dataclass
+class RemotePersistBatch(PersistBatch):
+    replace_outliers: list[str] = field(default_factory=list)
+    unapplied_redactions: list[str] = field(default_factory=list)
 
 
 class FederationRoomStore:
@@ -114,27 +121,27 @@ class FederationRoomStore:
     async def persist_remote_batch(
         self, batch: PersistBatch, deoutliers: list[Event], unapplied_redactions: Iterable[str] = ()
     ) -> None:
-        """persist_batch, plus turning stored outliers into timeline events (an event
-        first received as part of a join's state and later as history). Redactions
-        named in ``unapplied_redactions`` are stored but do not redact anything (the
-        redacter had neither the power nor the original sender's server)."""
-        unapplied = list(unapplied_redactions)
+        """persist_batch (same transaction, same in-memory caches afterwards), plus:
+        stored outliers in ``deoutliers`` become timeline events (an event first received
+        as part of a join's state and later as history), and redactions named in
+        ``unapplied_redactions`` are stored without redacting anything (the redacter had
+        neither the power nor the original sender's server)."""
+        remote = RemotePersistBatch(**{f.name: getattr(batch, f.name) for f in fields(PersistBatch)})
+        remote.events = list(batch.events) + list(deoutliers)
+        remote.replace_outliers = [e.event_id for e in deoutliers]
+        remote.unapplied_redactions = list(unapplied_redactions)
+        await self.persist_batch(remote)  # type: ignore[attr-defined]
 
-        def txn_fn(txn: Txn) -> None:
-            for ev in deoutliers:
-                txn.execute(
-                    "UPDATE events SET outlier = ?, stream_ordering = ?, state_group = ?, rejected_reason = ?,"
-                    " soft_failed = ? WHERE event_id = ?",
-                    (False, ev.stream_ordering, batch.state_groups_before.get(ev.event_id), ev.rejected_reason,
-                     ev.soft_failed, ev.event_id),
-                )
-            self._persist_batch_txn(txn, batch)  # type: ignore[attr-defined]
-            if unapplied:
-                txn.execute(f"DELETE FROM redactions WHERE event_id IN ({txn.in_list(unapplied)})", unapplied)
-
-        await self.db.write(txn_fn, name="persist_remote_events")
-        for ev in list(batch.events) + deoutliers:
-            self._event_cache.put(ev.event_id, ev)  # type: ignore[attr-defined]
+    def _persist_batch_txn(self, txn: Txn, batch: PersistBatch) -> None:
+        # Comes before EventsStore in DataStore's bases: wraps its transaction.
+        replace = batch.replace_outliers if isinstance(batch, RemotePersistBatch) else []
+        for i in range(0, len(replace), 500):
+            chunk = replace[i : i + 500]
+            txn.execute(f"DELETE FROM events WHERE outlier AND event_id IN ({txn.in_list(chunk)})", chunk)
+        super()._persist_batch_txn(txn, batch)  # type: ignore[misc]
+        unapplied = batch.unapplied_redactions if isinstance(batch, RemotePersistBatch) else []
+        if unapplied:
+            txn.execute(f"DELETE FROM redactions WHERE event_id IN ({txn.in_list(unapplied)})", unapplied)
 
     async def get_room_server_names(self, room_id: str) -> set[str]:
         def txn_fn(txn: Txn) -> set[str]:
