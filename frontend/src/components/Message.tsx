@@ -19,6 +19,7 @@ interface Props {
   grouped: boolean;
   replyTarget?: TimelineItem;
   receipts: RoomMember[];
+  trustEpoch: number;
   onReply: () => void;
   onEdit: () => void;
   onDelete: () => void;
@@ -26,13 +27,13 @@ interface Props {
   onRetry: () => void;
 }
 
-function MessageImpl({ client, room, item, grouped, replyTarget, receipts, onReply, onEdit, onDelete, onReact, onRetry }: Props) {
+function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trustEpoch, onReply, onEdit, onDelete, onReact, onRetry }: Props) {
   const [picker, setPicker] = useState(false);
   const me = client.getSafeUserId();
   const mine = item.sender === me;
   const member = room.getMember(item.sender);
   const name = member?.name ?? item.sender;
-  const shield = useEventShield(client, item.event, item.event.getClearContent() ? 1 : 0);
+  const shield = useEventShield(client, item.event, `${item.event.getClearContent() ? 1 : 0}:${trustEpoch}`);
   const canInteract = !item.redacted && !item.pending && item.decryptionFailure === undefined;
 
   return (

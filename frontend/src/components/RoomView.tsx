@@ -20,7 +20,7 @@ import { Message } from "./Message";
 import { Composer } from "./Composer";
 import { RoomSettingsDialog } from "./RoomSettingsDialog";
 import { CallSlot } from "../calls/CallSlot";
-import { useRoomTrust } from "./trust";
+import { useRoomTrust, useTrustEpoch } from "./trust";
 import type { VerificationRequest } from "matrix-js-sdk/lib/crypto-api/index.js";
 
 export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: MatrixClient; room: Room; onBack: () => void; onLeft: () => void; onVerify: (r: VerificationRequest) => void }) {
@@ -36,6 +36,7 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
   const stickToBottom = useRef(true);
   const me = client.getSafeUserId();
   const trust = useRoomTrust(client, room);
+  const trustEpoch = useTrustEpoch(client);
 
   const events = room.getLiveTimeline().getEvents();
   const items = buildTimeline(events, me);
@@ -155,12 +156,32 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
           )}
           {items.map((item, i) => {
             if (item.kind === "notice") {
-              const text = describeStateEvent(item.event, nameOf);
-              return text ? (
-                <div key={item.id} className="notice muted small">
-                  {text}
-                </div>
-              ) : null;
+              // runs of room/membership changes collapse into one line
+              const prevIsNotice = items[i - 1]?.kind === "notice";
+              if (prevIsNotice) return null;
+              const run: string[] = [];
+              for (let j = i; j < items.length && items[j].kind === "notice"; j++) {
+                const text = describeStateEvent(items[j].event, nameOf);
+                if (text) run.push(text);
+              }
+              if (run.length === 0) return null;
+              if (run.length < 3) {
+                return run.map((text, k) => (
+                  <div key={`${item.id}-${k}`} className="notice muted small">
+                    {text}
+                  </div>
+                ));
+              }
+              return (
+                <details key={item.id} className="notice notice-group muted small">
+                  <summary>
+                    {run[0]} and {run.length - 1} more change{run.length === 2 ? "" : "s"}
+                  </summary>
+                  {run.slice(1).map((text, k) => (
+                    <div key={k}>{text}</div>
+                  ))}
+                </details>
+              );
             }
             const prev = items[i - 1];
             return (
@@ -172,6 +193,7 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
                 grouped={continues(prev, item)}
                 replyTarget={item.replyTo ? byId.get(item.replyTo) : undefined}
                 receipts={receiptMap.get(item.id) ?? []}
+                trustEpoch={trustEpoch}
                 onReply={() => {
                   setEditing(null);
                   setReplyTo(item);

@@ -63,6 +63,21 @@ const REASON_TEXT: Partial<Record<EventShieldReason, string>> = {
   [EventShieldReason.MISMATCHED_SENDER]: "Sender doesn't match the encrypting device",
 };
 
+/** A number that changes whenever anyone's verification status may have changed. */
+export function useTrustEpoch(client: MatrixClient): number {
+  const [epoch, setEpoch] = useState(0);
+  useEffect(() => {
+    const bump = () => setEpoch((e) => e + 1);
+    client.on(CryptoEvent.UserTrustStatusChanged as never, bump as never);
+    client.on(CryptoEvent.DevicesUpdated as never, bump as never);
+    return () => {
+      client.off(CryptoEvent.UserTrustStatusChanged as never, bump as never);
+      client.off(CryptoEvent.DevicesUpdated as never, bump as never);
+    };
+  }, [client]);
+  return epoch;
+}
+
 /** Per-message shield: the SDK's verdict, plus "unverified device" when the sender's device isn't verified. */
 export function useEventShield(client: MatrixClient, ev: MatrixEvent, decryptedTick: unknown): EventShield {
   const [shield, setShield] = useState<EventShield>({ colour: "none", text: "" });

@@ -20,6 +20,7 @@ export function lastMessage(room: Room): MatrixEvent | undefined {
     const ev = events[i];
     if (!PREVIEW_TYPES.has(ev.getType())) continue;
     if (ev.getWireContent()?.["m.relates_to"]?.rel_type === "m.replace") continue;
+    if (ev.getContent()?.msgtype === "m.key.verification.request") continue;
     return ev;
   }
   return undefined;

@@ -63,6 +63,8 @@ export function describeStateEvent(ev: MatrixEvent, nameOf: (userId: string) => 
       return `${who} turned on end-to-end encryption`;
     case "m.room.create":
       return `${who} created the room`;
+    case "m.room.message":
+      return c.msgtype === "m.key.verification.request" ? `${who} asked ${nameOf(c.to ?? "")} to verify` : null;
     default:
       return null;
   }
@@ -105,7 +107,7 @@ export function buildTimeline(events: MatrixEvent[], myUserId: string): Timeline
   for (const ev of events) {
     const type = ev.getType();
     const rel = relation(ev);
-    if (type === "m.reaction" || ev.isRedaction()) continue;
+    if (type === "m.reaction" || ev.isRedaction() || type.startsWith("m.key.verification.")) continue;
     if (rel?.rel_type === "m.replace") continue;
     const id = ev.getId() ?? ev.getTxnId() ?? String(items.length);
     const encrypted = ev.isEncrypted();
@@ -132,6 +134,10 @@ export function buildTimeline(events: MatrixEvent[], myUserId: string): Timeline
     if (type === "m.room.encrypted") {
       // still decrypting
       items.push({ ...base, kind: "message", content: {}, decryptionFailure: null });
+      continue;
+    }
+    if (type === "m.room.message" && ev.getContent()?.msgtype === "m.key.verification.request") {
+      items.push({ ...base, kind: "notice", content: ev.getContent() });
       continue;
     }
     if (MESSAGE_TYPES.has(type)) {
