@@ -195,7 +195,13 @@ class SynapseE2EETest(unittest.TestCase):
         except AssertionError as e:
             if "JoinResponse" in str(e) or "JoinError" in str(e):
                 raise unittest.SkipTest(f"rooms do not federate with Synapse yet: {e}") from e
-            raise
+            # Say where things got stuck: what each server has in the room.
+            views = []
+            for client in (alice, sam):
+                for room_id in (await client.get("/joined_rooms"))["joined_rooms"]:
+                    chunk = (await client.get(f"/rooms/{quote(room_id)}/messages?dir=b&limit=20"))["chunk"]
+                    views.append(f"{client.user_id} sees {[(ev['type'], ev['sender']) for ev in chunk]}")
+            raise AssertionError(f"{e}\n" + "\n".join(views)) from e
         self.assertIn("hello bob, secretly", result["bob_saw"])
         self.assertIn("hi alice, also secret", result["alice_saw"])
         msgs = await alice.get(f"/rooms/{quote(result['room_id'])}/messages?dir=b&limit=50")
