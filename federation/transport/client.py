@@ -49,6 +49,7 @@ CONNECT_TIMEOUT_S = 10
 DEFAULT_TIMEOUT_S = 60
 MAX_RESPONSE_BYTES = 100 * 1024 * 1024
 USER_AGENT = b"WSPR"
+MAX_CONNECTIONS_PER_DESTINATION = 20
 
 
 @implementer(IOpenSSLClientConnectionCreator)
@@ -201,7 +202,10 @@ class FederationTransport:
         self.ip_filter = IPFilter(cfg.ip_range_blocklist, cfg.ip_range_allowlist)
         self.domain_allowlist = set(cfg.domain_allowlist) if cfg.domain_allowlist is not None else None
         self.pool = HTTPConnectionPool(self.reactor, persistent=True)
-        self.pool.maxPersistentPerHost = 5
+        # Requests to one destination share this many kept-alive connections: beyond it
+        # they queue (see _slots) instead of each paying for a new TLS handshake.
+        self.pool.maxPersistentPerHost = MAX_CONNECTIONS_PER_DESTINATION
+        self._slots: dict[str, defer.DeferredSemaphore] = {}
         self.pool.cachedConnectionTimeout = 60
         agent = Agent.usingEndpointFactory(self.reactor, _EndpointFactory(self), pool=self.pool)
         self.http = HTTPClient(agent)
@@ -280,25 +284,16 @@ class FederationTransport:
             data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
             headers.addRawHeader(b"Content-Type", b"application/json")
         url = b"matrix-federation://" + delegated.encode("idna") + uri.encode("utf-8")
-        attempts = 2 if method in ("GET", "PUT") else 1
-        while True:
-            attempts -= 1
-            try:
-                resp = await self.http.request(
-                    method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False
-                )
-                raw = await _read_limited(resp, MAX_RESPONSE_BYTES)
-                break
-            except (ResponseNeverReceived, RequestTransmissionFailed) as e:
-                # A kept-alive connection the peer had closed: GET and PUT (transactions are
-                # deduplicated by id) are safe to send again at once on a new one.
-                if attempts > 0:
-                    continue
-                raise FederationUnreachable(destination, _reason(e)) from None
-            except FederationError:
-                raise
-            except Exception as e:
-                raise FederationUnreachable(destination, _reason(e)) from None
+        slots = self._slots.get(delegated)
+        if slots is None:
+            slots = self._slots[delegated] = defer.DeferredSemaphore(MAX_CONNECTIONS_PER_DESTINATION)
+        await slots.acquire()
+        try:
+            resp, raw = await self._send(destination, method, url, data, headers, timeout)
+        finally:
+            slots.release()
+            if slots.tokens == slots.limit and not slots.waiting:
+                self._slots.pop(delegated, None)
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:
@@ -310,6 +305,28 @@ class FederationTransport:
         errcode = parsed.get("errcode") if isinstance(parsed, dict) and isinstance(parsed.get("errcode"), str) else "M_UNKNOWN"
         msg = parsed.get("error") if isinstance(parsed, dict) and isinstance(parsed.get("error"), str) else f"HTTP {resp.code}"
         raise FederationError(resp.code, errcode, f"{destination}: {msg}", destination, parsed)
+
+    async def _send(
+        self, destination: str, method: str, url: bytes, data: bytes | None, headers: Headers, timeout: float
+    ) -> tuple[Any, bytes]:
+        attempts = 2 if method in ("GET", "PUT") else 1
+        while True:
+            attempts -= 1
+            try:
+                resp = await self.http.request(
+                    method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False
+                )
+                return resp, await _read_limited(resp, MAX_RESPONSE_BYTES)
+            except (ResponseNeverReceived, RequestTransmissionFailed) as e:
+                # A kept-alive connection the peer had closed: GET and PUT (transactions are
+                # deduplicated by id) are safe to send again at once on a new one.
+                if attempts > 0:
+                    continue
+                raise FederationUnreachable(destination, _reason(e)) from None
+            except FederationError:
+                raise
+            except Exception as e:
+                raise FederationUnreachable(destination, _reason(e)) from None
 
     async def hs_discovery_name(self, destination: str) -> str:
         return await self.discovery.delegated_name(destination)

@@ -35,8 +35,8 @@ class OutageTest(unittest.TestCase):
         await a.hs.federation.transport.pool.closeCachedConnections()
         sent = [await alice.send_message(room_id, f"during outage {i}") for i in range(5)]
         await wait_for(lambda: a.hs.federation_sender.retry_state(b.server_name)[1] > 0, timeout=10)
-        pending = await a.hs.store.count_outbox(b.server_name)
-        self.assertEqual(pending[0], 5)
+        # all five are in the persisted outbox (written just after each send)
+        await wait_for(lambda: _pending_pdus(a.hs, b.server_name, 5), timeout=10)
 
         # a restarts (same config and database) while b is still down
         await a.hs.stop_extras()
@@ -71,3 +71,7 @@ class OutageTest(unittest.TestCase):
 
 async def _outbox_empty(hs: HomeServer, dest: str) -> bool:
     return await hs.store.count_outbox(dest) == (0, 0)
+
+
+async def _pending_pdus(hs: HomeServer, dest: str, n: int) -> bool:
+    return (await hs.store.count_outbox(dest))[0] == n
