@@ -76,6 +76,24 @@ class SynapseInteropTest(unittest.TestCase):
             await sam.get(f"/profile/{quote('@nobody:' + wspr.server_name)}")
         self.assertEqual(cm.exception.code, 404)
 
+        # rough numbers: signed query round trips to Synapse and from Synapse (via its client API)
+        import time
+
+        times = []
+        for _ in range(30):
+            t0 = time.perf_counter()
+            await wspr.hs.federation.query_profile(syn.server_name, sam.user_id)
+            times.append((time.perf_counter() - t0) * 1000)
+        times.sort()
+        back = []
+        for _ in range(30):
+            t0 = time.perf_counter()
+            await sam.get(f"/profile/{quote(alice.user_id)}")
+            back.append((time.perf_counter() - t0) * 1000)
+        back.sort()
+        print(f"\n  WSPR->Synapse signed profile query p50 {times[15]:.1f} ms; "
+              f"Synapse client /profile of a WSPR user (Synapse->WSPR query) p50 {back[15]:.1f} ms")
+
         # both sides cached each other's keys
         self.assertTrue(await wspr.hs.store.get_server_keys(syn.server_name))
         notary = await wspr.hs.federation.request(
