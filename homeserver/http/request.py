@@ -6,6 +6,7 @@ Handlers call these so that bad input becomes the spec's 400 error, never a 500.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from twisted.web.server import Request
@@ -27,12 +28,30 @@ def parse_json_body(request: Request, allow_empty: bool = False) -> dict[str, An
             return {}
         raise NotJson("Content not JSON.")
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
+        # Strict UTF-8 first: json.loads(bytes) would let encoded surrogates through.
+        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise NotJson("Content not JSON.") from None
+    if _MAYBE_SURROGATE.search(body) and not _is_unicode_clean(value):
+        # "\ud800" alone is valid JSON syntax but no Unicode text: it could never be
+        # hashed, stored as UTF-8 or sent on, so refuse it here rather than fail later.
+        raise NotJson("Content not JSON: lone UTF-16 surrogate")
     if not isinstance(value, dict):
         raise BadJson("Content must be a JSON object.")
     return value
+
+
+# A \uD800-\uDFFF escape: only then can the parsed JSON hold a lone surrogate (raw
+# surrogate bytes are already invalid UTF-8), so only then is the full check needed.
+_MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _is_unicode_clean(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        return False
+    return True
 
 
 def read_body(request: Request, limit: int) -> bytes:
@@ -51,17 +70,23 @@ def _arg(request: Request, name: str) -> str | None:
     if not values:
         return None
     try:
-        return values[0].decode("utf-8")
+        value = values[0].decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidParam(f"Query parameter {name!r} is not UTF-8") from None
+    if "\x00" in value:  # no token, id or filter has one; PostgreSQL cannot store it
+        raise InvalidParam(f"Query parameter {name!r} contains a NUL character")
+    return value
 
 
 def parse_strings(request: Request, name: str) -> list[str]:
     values = request.args.get(name.encode("ascii")) or []
     try:
-        return [v.decode("utf-8") for v in values]
+        decoded = [v.decode("utf-8") for v in values]
     except UnicodeDecodeError:
         raise InvalidParam(f"Query parameter {name!r} is not UTF-8") from None
+    if any("\x00" in v for v in decoded):
+        raise InvalidParam(f"Query parameter {name!r} contains a NUL character")
+    return decoded
 
 
 def parse_string(
