@@ -134,6 +134,12 @@ class Router(resource.Resource):
                 err = MatrixError(404, "M_UNRECOGNIZED", "Unrecognized request")
             write_json(request, err.code, err.to_json())
             return server.NOT_DONE_YET
+        if params and any("\x00" in v for v in params.values()):
+            # No Matrix identifier contains NUL, and PostgreSQL cannot store it in text:
+            # refuse it here instead of failing deep in a query.
+            err = MatrixError(400, "M_INVALID_PARAM", "Path parameter contains a NUL character")
+            write_json(request, err.code, err.to_json())
+            return server.NOT_DONE_YET
         start = time.perf_counter()
         d = defer.ensureDeferred(self._run(route, request, params or {}))
         d.addBoth(self._finish, request, route, method, start)
