@@ -60,6 +60,8 @@ class FilterStore:
         return await self.db.write(txn_fn, name="add_filter")
 
     async def get_filter(self, user_id: str, filter_id: int) -> dict[str, Any] | None:
+        if not -(2**63) <= filter_id < 2**63:
+            return None  # a client-supplied id no row can have; the driver would raise OverflowError
         raw = await self.db.read(
             lambda txn: txn.select_value(
                 "SELECT filter_json FROM filters WHERE user_id = ? AND filter_id = ?", (user_id, filter_id)
