@@ -51,6 +51,17 @@ POSTGRES = Dialect(
 )
 
 
+def _unstorable(e: Exception) -> Exception:
+    """A client-supplied value the driver refuses before it reaches the database: NUL in
+    a PostgreSQL text value, an integer beyond 64 bits on SQLite. It is bad input (400),
+    not a server fault; the transaction is rolled back as for any error."""
+    if isinstance(e, OverflowError) or "NUL" in str(e):
+        from homeserver.http.errors import MatrixError
+
+        return MatrixError(400, "M_INVALID_PARAM", "A value in the request cannot be stored (NUL character or integer out of range)")
+    return e
+
+
 class Txn:
     """A cursor inside one transaction, with ``?`` placeholders on both engines."""
 
@@ -76,13 +87,19 @@ class Txn:
         return out
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> "Txn":
-        self._cur.execute(self._sql(sql), tuple(args))
+        try:
+            self._cur.execute(self._sql(sql), tuple(args))
+        except (ValueError, OverflowError) as e:
+            raise _unstorable(e) from None
         return self
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = [tuple(r) for r in rows]
         if rows:
-            self._cur.executemany(self._sql(sql), rows)
+            try:
+                self._cur.executemany(self._sql(sql), rows)
+            except (ValueError, OverflowError) as e:
+                raise _unstorable(e) from None
 
     def fetchone(self) -> tuple | None:
         return self._cur.fetchone()
