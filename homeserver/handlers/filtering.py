@@ -21,6 +21,13 @@ def _str_list(obj: dict[str, Any], key: str) -> list[str] | None:
     return value
 
 
+def _bool(obj: dict[str, Any], key: str) -> bool:
+    value = obj.get(key, False)
+    if not isinstance(value, bool):
+        raise BadJson(f"filter field {key!r} must be a boolean")
+    return value
+
+
 def _matches(patterns: list[str], value: str) -> bool:
     return any(fnmatch.fnmatchcase(value, p) if "*" in p else p == value for p in patterns)
 
@@ -40,7 +47,8 @@ class EventFilter:
         if not isinstance(obj, dict):
             raise BadJson("filter must be an object")
         limit = obj.get("limit")
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        # Bounded to JSON's safe integer range: a larger one overflows the SQL drivers.
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit < 2**53):
             raise BadJson("filter limit must be a non-negative integer")
         return cls(
             types=_str_list(obj, "types"),
@@ -88,9 +96,9 @@ class RoomEventFilter(EventFilter):
             rooms=_str_list(obj, "rooms"),
             not_rooms=_str_list(obj, "not_rooms") or [],
             contains_url=contains_url,
-            lazy_load_members=obj.get("lazy_load_members") is True,
-            include_redundant_members=obj.get("include_redundant_members") is True,
-            unread_thread_notifications=obj.get("unread_thread_notifications") is True,
+            lazy_load_members=_bool(obj, "lazy_load_members"),
+            include_redundant_members=_bool(obj, "include_redundant_members"),
+            unread_thread_notifications=_bool(obj, "unread_thread_notifications"),
         )
 
     def sql_kwargs(self) -> dict[str, Any]:
@@ -140,6 +148,8 @@ class SyncFilter:
         if not isinstance(include_leave, bool):
             raise BadJson("include_leave must be a boolean")
         event_fields = _str_list(obj, "event_fields")
+        if obj.get("event_format", "client") not in ("client", "federation"):
+            raise BadJson("event_format must be client or federation")
         return cls(
             timeline=RoomEventFilter.parse(room.get("timeline")),
             state=RoomEventFilter.parse(room.get("state")),
