@@ -58,7 +58,9 @@ class LoginHandler:
         display_name = body.get("initial_device_display_name")
         if display_name is not None and not isinstance(display_name, str):
             raise BadJson("initial_device_display_name must be a string")
-        want_refresh = body.get("refresh_token") is True
+        want_refresh = body.get("refresh_token", False)
+        if not isinstance(want_refresh, bool):
+            raise BadJson("refresh_token must be a boolean")
         result = await self.hs.auth.create_login(user_id, device_id, display_name, want_refresh)
         result["home_server"] = self.hs.server_name
         result["well_known"] = {"m.homeserver": {"base_url": self.hs.config.public_baseurl}}
