@@ -72,6 +72,11 @@ class RegistrationHandler:
         password = body.get("password")
         if password is not None and not isinstance(password, str):
             raise BadJson("password must be a string")
+        # Everything the login half uses is checked before the account exists: a 400
+        # after creating it would leave the name taken with no way to log in as it.
+        for key, kind_ in (("device_id", str), ("initial_device_display_name", str), ("inhibit_login", bool), ("refresh_token", bool)):
+            if body.get(key) is not None and not isinstance(body[key], kind_):
+                raise BadJson(f"{key} must be a {'string' if kind_ is str else 'boolean'}")
         if kind == "guest":
             if not self.hs.config.allow_guest_access:
                 raise Forbidden("Guest access is disabled")
