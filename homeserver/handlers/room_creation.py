@@ -63,7 +63,7 @@ class RoomCreationHandler:
         if visibility not in ("public", "private"):
             raise BadJson("visibility must be public or private")
         preset = body.get("preset") or ("public_chat" if visibility == "public" else "private_chat")
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:  # a list/dict is unhashable
             raise BadJson(f"Unknown preset {preset!r}")
         p = PRESETS[preset]
 
@@ -78,6 +78,9 @@ class RoomCreationHandler:
                 raise BadJson("initial_state entries need a type and a content object")
             if not isinstance(ev.get("state_key", ""), str):
                 raise BadJson("initial_state state_key must be a string")
+            if "\x00" in ev["type"] or "\x00" in ev.get("state_key", ""):
+                # Checked before the room exists: failing at that event would leave it half-made.
+                raise BadJson("initial_state type and state_key cannot contain NUL")
         creation_content = body.get("creation_content") or {}
         if not isinstance(creation_content, dict):
             raise BadJson("creation_content must be an object")
@@ -87,6 +90,10 @@ class RoomCreationHandler:
         for key in ("name", "topic", "room_alias_name"):
             if body.get(key) is not None and not isinstance(body[key], str):
                 raise BadJson(f"{key} must be a string")
+        if not isinstance(body.get("is_direct", False), bool):
+            raise BadJson("is_direct must be a boolean")
+        if not isinstance(body.get("invite_3pid", []), list):
+            raise BadJson("invite_3pid must be a list")
 
         alias = None
         if body.get("room_alias_name"):
