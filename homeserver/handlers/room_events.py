@@ -17,7 +17,7 @@ from prometheus_client import Counter
 from twisted.internet import defer
 
 from homeserver.events.event import Event
-from homeserver.http.errors import Forbidden, MatrixError, NotFound
+from homeserver.http.errors import BadJson, Forbidden, MatrixError, NotFound
 from homeserver.protocol import auth_rules
 from homeserver.protocol.canonical_json import check_canonical_json_values, encode_canonical_json
 from homeserver.protocol.event_hashing import add_content_hash
@@ -71,6 +71,17 @@ class EventSpec:
     # Runs after the event is authorised and before it is persisted, and may return a
     # replacement (a remote invite comes back countersigned by the invitee's server).
     before_persist: Callable[[Event], Awaitable[Event]] | None = None
+
+
+def _check_no_nul(spec: EventSpec) -> None:
+    """Type, state key and relation go into columns of their own, where PostgreSQL refuses
+    NUL: one such event would fail the whole persist batch, other senders' events with it."""
+    rel = spec.content.get("m.relates_to") if isinstance(spec.content, dict) else None
+    columns = [spec.type, spec.state_key or ""]
+    if isinstance(rel, dict):
+        columns += [v for v in (rel.get("event_id"), rel.get("rel_type")) if isinstance(v, str)]
+    if any("\x00" in c for c in columns):
+        raise BadJson("Event type, state key and relation cannot contain NUL")
 
 
 @dataclass
@@ -416,6 +427,7 @@ class RoomEventPipeline:
     async def _build_event(
         self, room: RoomInfo, spec: EventSpec, state: StateMap, extremities: set[str], depth: int, built: dict[str, Event]
     ) -> Event:
+        _check_no_nul(spec)
         version = room.version
         pdu: dict[str, Any] = {
             "type": spec.type,
