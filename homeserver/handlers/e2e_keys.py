@@ -276,8 +276,9 @@ class E2EKeysHandler:
     async def _query_remote(self, query: dict[str, list[str]], result: dict[str, Any], timeout_ms: int) -> None:
         cached = await self.store.e2e_get_remote_cache(list(query))
         tracked = await self.store.e2e_users_sharing_room_with_local(list(query))
-        # A cached entry is only trustworthy while we share a room with the user: that is
-        # what makes their server send us device-list updates.
+        # A cached entry is only trustworthy while we share a room with the user (that is
+        # what makes their server send us device-list updates) and if their membership has
+        # not changed since (they may have missed updates while sharing no room with us).
         usable = {u: v for u, v in cached.items() if u in tracked}
         for user_id in set(cached) - tracked:
             await self.store.e2e_drop_remote_cache(user_id)
@@ -296,6 +297,7 @@ class E2EKeysHandler:
 
         async def one(server: str, users: list[str]) -> None:
             generations = {u: self._remote_generation.get(u, 0) for u in users}
+            position = self.hs.streams.current
             try:
                 # Ask for every device: the answer is cached whole and filtered here.
                 response = await self._with_timeout(
@@ -328,7 +330,7 @@ class E2EKeysHandler:
                 if user_id in tracked and self._remote_generation.get(user_id, 0) == generations[user_id]:
                     to_cache[user_id] = entry
             if to_cache:
-                await self.store.e2e_set_remote_cache(to_cache)
+                await self.store.e2e_set_remote_cache(to_cache, position)
 
         await defer.DeferredList(
             [defer.ensureDeferred(one(s, u)) for s, u in by_server.items()], consumeErrors=True

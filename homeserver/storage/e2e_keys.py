@@ -320,25 +320,39 @@ class E2EKeysStore:
     # -- remote users ------------------------------------------------------------
 
     async def e2e_get_remote_cache(self, user_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Cached keys of remote users, skipping any whose membership changed (a newer
+        m.room.member in current state) after the keys were fetched."""
         if not user_ids:
             return {}
 
         def txn_fn(txn: Txn) -> dict[str, dict[str, Any]]:
             rows = txn.select_all(
-                f"SELECT user_id, keys_json FROM e2e_remote_keys_cache WHERE user_id IN ({txn.in_list(user_ids)})",
+                "SELECT user_id, keys_json, stream_id FROM e2e_remote_keys_cache"
+                f" WHERE user_id IN ({txn.in_list(user_ids)})",
                 user_ids,
             )
-            return {r[0]: json.loads(r[1]) for r in rows}
+            latest = dict(
+                txn.select_all(
+                    "SELECT c.state_key, MAX(e.stream_ordering) FROM current_state c"
+                    " JOIN events e ON e.event_id = c.event_id"
+                    f" WHERE c.type = 'm.room.member' AND c.state_key IN ({txn.in_list(user_ids)})"
+                    " GROUP BY c.state_key",
+                    user_ids,
+                )
+            )
+            return {r[0]: json.loads(r[1]) for r in rows if (latest.get(r[0]) or 0) <= r[2]}
 
         return await self.db.read(txn_fn, name="e2e_get_remote_cache")
 
-    async def e2e_set_remote_cache(self, entries: dict[str, dict[str, Any]]) -> None:
+    async def e2e_set_remote_cache(self, entries: dict[str, dict[str, Any]], stream_id: int) -> None:
+        """``stream_id``: the stream position when the fetch started."""
+
         def txn_fn(txn: Txn) -> None:
             for user_id, keys in entries.items():
                 txn.upsert(
                     "e2e_remote_keys_cache",
                     {"user_id": user_id},
-                    {"keys_json": json.dumps(keys), "ts": now_ms()},
+                    {"keys_json": json.dumps(keys), "ts": now_ms(), "stream_id": stream_id},
                 )
 
         await self.db.write(txn_fn, name="e2e_set_remote_cache")

@@ -154,6 +154,18 @@ class TwoServersE2EETest(unittest.TestCase):
 
         await wait_for(device_gone, timeout=20)
 
+        # Bob leaves (so server b stops telling a about him), adds a device, and comes back:
+        # a must not keep serving the keys it cached before.
+        await alice.post("/keys/query", {"device_keys": {bob.user_id: []}})
+        await bob.post(f"/rooms/{quote(room_id)}/leave", {})
+        await wait_for(lambda: _not_joined(alice, room_id, bob.user_id), timeout=20)
+        bob3 = await MatrixClient.login(b.base_url, "bob")
+        await bob3.post("/keys/upload", {"device_keys": device_keys(bob3, Ed25519(bob3.device_id))})
+        await bob.post(f"/join/{quote(room_id)}?server_name={quote(a.server_name)}", {})
+        await wait_for(joined, timeout=20)
+        q = await alice.post("/keys/query", {"device_keys": {bob.user_id: []}})
+        self.assertIn(bob3.device_id, q["device_keys"][bob.user_id])
+
         # Cross-signing keys uploaded on b reach a as m.signing_key_update.
         master = Ed25519()
         await bob.post("/keys/device_signing/upload", {"master_key": cross_signing_key(bob.user_id, master, "master")})
@@ -163,3 +175,8 @@ class TwoServersE2EETest(unittest.TestCase):
             return q["master_keys"].get(bob.user_id, {}).get("keys") == {master.key_id: master.public}
 
         await wait_for(master_visible, timeout=20)
+
+
+async def _not_joined(client: MatrixClient, room_id: str, user_id: str) -> bool:
+    members = await client.get(f"/rooms/{quote(room_id)}/joined_members")
+    return user_id not in members["joined"]
