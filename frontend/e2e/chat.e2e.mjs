@@ -170,6 +170,12 @@ test("an image is sent encrypted and shown", async () => {
   await img.waitFor({ timeout: 30000 });
   await bob.waitForFunction((el) => el.complete && el.naturalWidth === 480, await img.elementHandle());
   await alice.locator("[data-testid=image] img").waitFor();
+  // and a plain file, downloaded and decrypted on the other side
+  await alice.getByTestId("file-input").setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("meeting at noon\n") });
+  const card = bob.locator(".file-card", { hasText: "notes.txt" });
+  await card.getByRole("button", { name: "Download" }).click({ timeout: 30000 });
+  const href = await card.getByRole("link", { name: "Save" }).getAttribute("href");
+  assert.equal(await bob.evaluate((u) => fetch(u).then((r) => r.text()), href), "meeting at noon\n");
   await shot(alice, "05-conversation-desktop-light");
   await shot(bob, "06-conversation-desktop-dark");
 });
@@ -184,7 +190,7 @@ test("the server only ever saw ciphertext", async () => {
   const types = chunk.map((e) => e.type);
   assert.ok(!types.includes("m.room.message"), `plaintext message events on the server: ${types.join(",")}`);
   const encrypted = chunk.filter((e) => e.type === "m.room.encrypted");
-  assert.ok(encrypted.length >= 4, `expected >= 4 m.room.encrypted events, got ${encrypted.length}`);
+  assert.ok(encrypted.length >= 5, `expected >= 5 m.room.encrypted events, got ${encrypted.length}`);
   for (const e of encrypted) assert.equal(e.content.algorithm, "m.megolm.v1.aes-sha2");
   assert.ok(types.includes("m.room.encryption"), "room has m.room.encryption state");
 });
@@ -256,6 +262,10 @@ test("settings: profile, security and devices", async () => {
   await alice.getByTestId("display-name").fill("Alice");
   await alice.getByRole("button", { name: "Save" }).click();
   await alice.getByText("Display name saved").waitFor();
+  const avatarPng = await alice.screenshot({ clip: { x: 20, y: 20, width: 96, height: 96 } });
+  await alice.locator('[data-testid=settings-dialog] input[type=file]').setInputFiles({ name: "me.png", mimeType: "image/png", buffer: avatarPng });
+  await alice.getByText("Picture updated").waitFor({ timeout: 30000 });
+  await alice.locator("[data-testid=settings-dialog] .avatar img").first().waitFor();
   await shot(alice, "09-settings-profile");
   await alice.getByRole("button", { name: "Security & backup" }).click();
   await alice.getByTestId("security-tab").waitFor();
