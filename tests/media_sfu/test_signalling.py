@@ -162,6 +162,26 @@ class SignallingTests(unittest.TestCase):
 
 
 class LifecycleTests(unittest.TestCase):
+    def test_ice_servers_from_config_in_join(self):
+        async def scenario():
+            server = await start_sfu(ice_servers=[
+                {"urls": ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"],
+                 "username": "u", "credential": "c"},
+                {"urls": "stun:stun.example.org:3478"}])
+            try:
+                async with aiohttp.ClientSession() as session:
+                    a = await session.ws_connect(f"{server.url}/rtc?access_token={token('a')}")
+                    join = (await recv(a, "join")).join
+                    self.assertEqual(
+                        [(list(s.urls), s.username, s.credential) for s in join.ice_servers],
+                        [(["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"], "u", "c"),
+                         (["stun:stun.example.org:3478"], "", "")])
+                    await a.close()
+            finally:
+                await server.stop()
+
+        run(scenario(), 30)
+
     def test_silent_client_is_dropped_after_ping_timeout(self):
         async def scenario():
             server = await start_sfu(ping_interval=1, ping_timeout=2)
