@@ -37,6 +37,17 @@ if (!BASE) {
 const STEP_TIMEOUT_MS = Number(process.env.STEP_TIMEOUT_MS || 15000);
 const PASSWORD = "correct horse battery";
 const steps = [];
+// Every HTTP exchange the SDK makes goes through this: any 5xx fails the run, and 4xx
+// answers are listed (the SDK probes optional endpoints and expects some 404s).
+const serverErrors = [];
+const clientErrors = [];
+async function fetchFn(input, init) {
+    const res = await fetch(input, init);
+    const url = String(input?.url ?? input).replace(BASE, "");
+    if (res.status >= 500) serverErrors.push(`${init?.method ?? "GET"} ${url} -> ${res.status}`);
+    else if (res.status >= 400) clientErrors.push(`${init?.method ?? "GET"} ${url.split("?")[0]} -> ${res.status}`);
+    return res;
+}
 let current = "start";
 
 function step(name) {
@@ -76,7 +87,7 @@ async function register(username) {
 
 // A logged-in client with its own sync loop, as Element would start it.
 async function login(username, opts = {}) {
-    const anon = sdk.createClient({ baseUrl: BASE });
+    const anon = sdk.createClient({ baseUrl: BASE, fetchFn });
     const flows = await anon.loginFlows();
     check(flows.flows.some((f) => f.type === "m.login.password"), "password login flow offered");
     const res = await anon.loginRequest({
@@ -91,6 +102,7 @@ async function login(username, opts = {}) {
         userId: res.user_id,
         deviceId: res.device_id,
         timelineSupport: true,
+        fetchFn,
     });
     const prepared = new Promise((resolve, reject) => {
         client.on(sdk.ClientEvent.Sync, (state, _prev, data) => {
@@ -280,6 +292,11 @@ async function main() {
     alice.stopClient();
     bob.stopClient();
     await alice.logout(true);
+    check(serverErrors.length === 0, `server errors: ${serverErrors.join("; ")}`);
+    // Only the optional MatrixRTC transports probe may be unknown to the server.
+    const unexpected = clientErrors.filter((e) => !e.includes("/org.matrix.msc4143/rtc/transports"));
+    check(unexpected.length === 0, `unexpected 4xx: ${unexpected.join("; ")}`);
+    if (process.env.VERBOSE) say("4xx seen:", clientErrors.join("; "));
     say("OK " + steps.join(", "));
 }
 
