@@ -328,6 +328,12 @@ def make_server(kind: str, workdir: str, *, federation: bool = False, **kw: Any)
     raise ValueError(kind)
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (e.g. from `timeout`) into SystemExit so `finally:` blocks stop the servers
+    (they run in their own sessions and would otherwise be orphaned)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def bench_workdir(prefix: str, base: str | None = None) -> str:
     return tempfile.mkdtemp(prefix=prefix, dir=base)
 

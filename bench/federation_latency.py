@@ -42,6 +42,7 @@ from bench.common import (  # noqa: E402
     Client,
     MatrixError,
     bench_workdir,
+    exit_on_sigterm,
     fmt_ms,
     make_server,
     new_session,
@@ -321,6 +322,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    exit_on_sigterm()
 
     results = {}
     for kind in server_kinds(args.server):

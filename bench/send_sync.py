@@ -37,6 +37,7 @@ from bench.common import (  # noqa: E402
     SYNC_FILTER,
     Client,
     bench_workdir,
+    exit_on_sigterm,
     fmt_ms,
     make_server,
     new_session,
@@ -275,6 +276,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep server directories")
     ap.add_argument("--json", default=None, help="also write results to this JSON file")
     args = ap.parse_args()
+    exit_on_sigterm()
 
     results = {}
     for kind in server_kinds(args.server):

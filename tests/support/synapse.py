@@ -307,7 +307,6 @@ class SynapseServer:
             "trusted_key_servers": [],
             "suppress_key_server_warning": True,
             "federation": {
-                "client_timeout": "30s",
                 "max_short_retry_delay": "1s",
                 "max_long_retry_delay": "5s",
                 "max_short_retries": 3,
