@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 WSPR := $(VENV)/bin/wspr
 DATA ?= data
 
-.PHONY: run test test-python test-frontend install frontend clean
+.PHONY: run test test-python test-frontend install frontend clean js-test-deps
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "WSPR needs Python 3.11"'
@@ -32,7 +32,13 @@ run: $(VENV)/.installed frontend $(DATA)/wspr.yaml
 
 test: test-python test-frontend
 
-test-python: $(VENV)/.installed
+# Node clients (matrix-js-sdk) that some end-to-end tests drive as subprocesses.
+JS_TEST_DIRS := $(dir $(wildcard tests/*/*/js/package.json tests/*/*/*/js/package.json))
+
+js-test-deps:
+	@for d in $(JS_TEST_DIRS); do echo "npm ci in $$d"; npm ci --prefix $$d --no-audit --no-fund --silent || exit 1; done
+
+test-python: $(VENV)/.installed js-test-deps
 	$(PY) tests/run.py
 
 test-frontend: frontend

@@ -27,6 +27,8 @@ def register(hs: "HomeServer", router: Router) -> None:
                 "org.matrix.msc3771": True,
                 "org.matrix.msc3773": True,
                 "org.matrix.msc2285.stable": True,
+                # dehydrated devices (handlers/e2e_keys.py)
+                "org.matrix.msc3814": True,
             },
         }
 
