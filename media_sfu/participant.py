@@ -82,6 +82,7 @@ class Participant:
         self.pending_by_cid: dict[str, models.TrackInfo] = {}
         self.published: dict[str, PublishedTrack] = {}
         self._by_mid: dict[str | None, str] = {}  # publisher PC mid -> published track sid
+        self._rids_by_mid: dict[str, list[str]] = {}  # simulcast layers in the last offer
         self.downtracks: dict[str, DownTrack] = {}
         self.meter = AudioLevelMeter()
         self.publisher_pc: RTCPeerConnection | None = None
@@ -165,7 +166,7 @@ class Participant:
             for t in pc.getTransceivers():
                 if (t.kind in ("audio", "video") and t.mid not in self._by_mid
                         and t._offerDirection in ("recvonly", "sendrecv")):
-                    published = self._match_track(t, None)
+                    published = self._match_track(t, None, self._rids_by_mid.get(t.mid))
                     if published is not None:
                         return published
         return None
@@ -192,6 +193,7 @@ class Participant:
         offer = aiortc_sdp.SessionDescription.parse(sd.sdp)
         track_ids = {m.rtp.muxId: offer.webrtc_track_id(m) for m in offer.media}
         rids_by_mid = simulcast.offered_rids_by_mid(sd.sdp) if self.simulcast else {}
+        self._rids_by_mid = rids_by_mid
         new_tracks: list[PublishedTrack] = []
         stopped: list[str] = []
         for transceiver in pc.getTransceivers():

@@ -217,6 +217,9 @@ class SignalProtocol(WebSocketServerProtocol):
             ice_servers=[rtc.ICEServer(urls=list(s.urls), username=s.username, credential=s.credential)
                          for s in cfg.ice_servers],
             subscriber_primary=False,
+            # what aiortc can receive; clients pick their publish (and backup) codecs from it
+            enabled_publish_codecs=[models.Codec(mime="video/VP8"), models.Codec(mime="video/H264"),
+                                    models.Codec(mime="audio/opus")],
             ping_interval=cfg.ping_interval,
             ping_timeout=cfg.ping_timeout,
         )
