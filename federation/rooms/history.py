@@ -161,9 +161,9 @@ class FederationHistory:
         if ev is None or ev.room_id != room_id:
             raise NotFound("Event not found")
         chain = await self.store.get_auth_chain_ids([event_id])
-        version = self.hs.rooms._rooms[room_id].version if room_id in self.hs.rooms._rooms else None
-        if version is not None:
-            chain |= set(auth_ids_of(ev, version))
+        room = await self.hs.rooms.get_room(room_id)
+        if room is not None:
+            chain |= set(auth_ids_of(ev, room.version))  # v12: the implied create event
         events = await self.store.get_events(chain)
         return {"auth_chain": [pdu_for_federation(e) for e in events.values()]}
 

@@ -591,18 +591,21 @@ class RoomEventPipeline:
         deoutlier_ids = set(deoutlier)
         deoutliers: list[Event] = []
         room_id = room.room_id
+        notify_users: set[str] = set()
+        for ev in outlier_memberships:
+            pos = streams.allocate()
+            positions.append(pos)
+            # A live position (outliers never enter timelines): /sync can show the
+            # membership event itself, e.g. a rejected invite in the "leave" section.
+            ev.stream_ordering = pos
+            user = ev.state_key or ""
+            batch.local_memberships.append(MembershipChange(user, room_id, ev.membership or "leave", ev.event_id, pos))
+            notify_users.add(user)
         for ev in outliers:
             ev.outlier = True
             if not ev.stream_ordering:
                 ev.stream_ordering = self.hs.backfill_stream.next()
             batch.events.append(ev)
-        notify_users: set[str] = set()
-        for ev in outlier_memberships:
-            pos = streams.allocate()
-            positions.append(pos)
-            user = ev.state_key or ""
-            batch.local_memberships.append(MembershipChange(user, room_id, ev.membership or "leave", ev.event_id, pos))
-            notify_users.add(user)
         timeline: list[Event] = []
         for item in events:
             ev = item.event

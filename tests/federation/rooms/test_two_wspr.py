@@ -196,6 +196,11 @@ class TwoWsprRoomsTest(ServersMixin, unittest.TestCase):
         await alice_sync.until(lambda: alice_sync.has_member(room_id, carol.user_id, "leave"))
         memberships = await carol.get("/joined_rooms")
         self.assertNotIn(room_id, memberships["joined_rooms"])
+        # her /sync moves the room from "invite" to "leave", with her leave event
+        resp = await carol.sync(carol_sync.since)
+        left = resp["rooms"]["leave"][room_id]["timeline"]["events"]
+        self.assertEqual([(e["type"], e["content"]["membership"]) for e in left], [("m.room.member", "leave")])
+        self.assertNotIn(room_id, resp["rooms"]["invite"])
 
         # bob joins the v12 room (through the inviter's server) and chats
         await bob.post(f"/join/{quote(room_id)}")
