@@ -355,3 +355,44 @@ class IngestTest(unittest.TestCase):
         # the gap is history /messages can backfill later
         oldest = await self.hs.store.get_oldest_events_in_room(self.room_id)
         self.assertTrue(set(oldest) & {ev["_id"] for ev in chain[15:25]}, oldest)
+
+    async def test_history_served_by_server_visibility(self) -> None:
+        from homeserver.http.errors import MatrixError
+
+        server = await start_homeserver(self, server_name="b.test", federation={"enabled": False})
+        hs = server.hs
+        remote_key = generate_signing_key("r1")
+        hs.keyring = FakeKeyring({REMOTE: remote_key, "b.test": hs.signing_key})
+        bob = await MatrixClient.register(server.base_url, "bob")
+        room_id = (await bob.post("/createRoom", {"preset": "public_chat"}))["room_id"]
+        await bob.put(f"/rooms/{room_id}/state/m.room.history_visibility/", {"history_visibility": "joined"})
+        secret = await bob.send_message(room_id, "before eve")
+        history = hs.federation_history
+        # a server with nobody in the room gets nothing
+        with self.assertRaises(MatrixError) as cm:
+            await history.on_event(REMOTE, secret)
+        self.assertEqual(cm.exception.code, 404)
+        with self.assertRaises(MatrixError):
+            await history.on_state_ids(REMOTE, room_id, secret)
+        # eve joins: later events are visible to remote.test, earlier ones come redacted
+        self.hs, self.room_id, self.remote_key, self.depth = hs, room_id, remote_key, 0
+        self.remote = FakeRemote()
+        self.eve = f"@eve:{REMOTE}"
+        join = self.make(type="m.room.member", state_key=self.eve, content={"membership": "join"})
+        self.assertEqual(await self.receive(join), {join["_id"]: None})
+        after = await bob.send_message(room_id, "after eve")
+        served = await history.on_event(REMOTE, after)
+        self.assertEqual(served["pdus"][0]["content"]["body"], "after eve")
+        served = await history.on_event(REMOTE, secret)
+        self.assertEqual(served["pdus"][0]["content"], {})
+        page = await history.on_backfill(REMOTE, room_id, [after], 50)
+        bodies = [p["content"].get("body") for p in page["pdus"]]
+        self.assertIn("after eve", bodies)
+        self.assertNotIn("before eve", bodies)
+        self.assertEqual(len(page["pdus"]), len([p for p in page["pdus"] if p["room_id"] == room_id]))
+        missing = await history.on_get_missing_events(
+            REMOTE, room_id, {"earliest_events": [], "latest_events": [after], "limit": 50}
+        )
+        self.assertNotIn("before eve", [p["content"].get("body") for p in missing["events"]])
+        ids = await history.on_state_ids(REMOTE, room_id, after)
+        self.assertIn(join["_id"], ids["pdu_ids"])

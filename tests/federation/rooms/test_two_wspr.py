@@ -34,7 +34,7 @@ class SyncWatcher:
             self.ephemeral.setdefault(room_id, []).extend(room.get("ephemeral", {}).get("events", []))
         self.invites.update(rooms.get("invite", {}))
 
-    async def until(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    async def until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
