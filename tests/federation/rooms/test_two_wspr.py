@@ -176,6 +176,20 @@ class TwoWsprRoomsTest(ServersMixin, unittest.TestCase):
         # none of it showed up in /sync as new
         self.assertNotIn("history 0", alice_sync.bodies(room_id))
 
+        # leave, miss some, come back: A has no user left in the room, so it joins again
+        # through B and carries on from the state B sends
+        await alice.post(f"/rooms/{quote(room_id)}/leave")
+        await bob_sync.until(lambda: bob_sync.has_member(room_id, alice.user_id, "leave"))
+        await bob.send_message(room_id, "while away")
+        await alice.post(f"/join/{quote(room_id)}")
+        await bob_sync.until(lambda: bob_sync.has_member(room_id, alice.user_id, "join") and len(
+            [e for e in bob_sync.timeline[room_id] if e.get("state_key") == alice.user_id]) >= 3)
+        await bob.send_message(room_id, "welcome back")
+        await alice_sync.until(lambda: "welcome back" in alice_sync.bodies(room_id))
+        await alice.send_message(room_id, "back again")
+        await bob_sync.until(lambda: "back again" in bob_sync.bodies(room_id))
+        self.assertEqual(a.hs.rooms._rooms[room_id].state, b.hs.rooms._rooms[room_id].state)
+
     async def test_v12_room_reject_invite_and_knock(self) -> None:
         a = await self.start_server()
         b = await self.start_server()
