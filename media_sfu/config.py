@@ -63,6 +63,9 @@ class SFUConfig:
     # accept every simulcast layer browsers offer and give each subscriber the one it asks for
     # (adaptive stream); false: browsers send only their top layer
     simulcast: bool = True
+    # tell simulcast publishers which layers anyone watches (SubscribedQualityUpdate), so
+    # they stop encoding and sending the others
+    dynacast: bool = True
     # GET /debug/stats on the signalling port: forwarding counters and latency (benchmarks)
     debug_stats: bool = False
 
@@ -79,7 +82,7 @@ class SFUConfig:
         known = {
             "enabled", "bind_address", "port", "public_url", "api_key", "api_secret", "rtc",
             "ice_servers", "ping_interval", "ping_timeout", "pli_interval",
-            "speaker_interval", "log_level", "debug_stats", "simulcast",
+            "speaker_interval", "log_level", "debug_stats", "simulcast", "dynacast",
         }
         unknown = sorted(set(d) - known)
         if unknown:
@@ -157,7 +160,9 @@ class SFUConfig:
 
         debug_stats = _bool(d, "debug_stats", defaults.debug_stats)
         simulcast = _bool(d, "simulcast", defaults.simulcast)
+        dynacast = _bool(d, "dynacast", defaults.dynacast)
         return cls(
+            dynacast=dynacast,
             debug_stats=debug_stats,
             simulcast=simulcast,
             enabled=enabled, bind_address=bind_address, port=port, public_url=public_url,

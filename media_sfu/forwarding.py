@@ -94,6 +94,10 @@ class PublishedTrack:
         self._available: tuple[int, ...] = ()
         self._available_at = 0.0
         self._last_pli: dict[int, float] = {}
+        # dynacast: tell the publisher which layers anyone wants, so it stops encoding the rest
+        self.on_subscribed_layers: Callable[["PublishedTrack", int], None] | None = None
+        self._announced_max: int | None = None
+        self._downgrade: asyncio.TimerHandle | None = None
 
     def attach_receiver(self, tap_factory: Callable[..., ReceiverTap], receiver) -> None:
         self.tap = tap_factory(receiver, self._on_packet, self._on_sender_report)
@@ -181,15 +185,50 @@ class PublishedTrack:
     def add_downtrack(self, dt: "DownTrack") -> None:
         self.downtracks[dt.subscriber_sid] = dt
         self._fanout = tuple(self.downtracks.values())
+        self.update_subscribed_layers()
 
     def remove_downtrack(self, subscriber_sid: str) -> None:
         self.downtracks.pop(subscriber_sid, None)
         self._fanout = tuple(self.downtracks.values())
+        self.update_subscribed_layers()
 
     def close(self) -> None:
         self.closed = True
         self.downtracks.clear()
         self._fanout = ()
+        if self._downgrade is not None:
+            self._downgrade.cancel()
+
+    # dynacast: more layers are enabled at once, fewer only after DOWNGRADE_DELAY (a tile
+    # that shrinks for a moment must not cost the publisher a keyframe cycle)
+    DOWNGRADE_DELAY = 3.0
+
+    def update_subscribed_layers(self) -> None:
+        if not self.simulcast or self.on_subscribed_layers is None or self.closed:
+            return
+        wanted = max((dt.target_layer for dt in self.downtracks.values() if not dt.paused), default=-1)
+        if wanted == self._announced_max:
+            if self._downgrade is not None:
+                self._downgrade.cancel()
+                self._downgrade = None
+            return
+        if self._announced_max is None or wanted > self._announced_max:
+            self._announce(wanted)
+        elif self._downgrade is None:
+            self._downgrade = asyncio.get_event_loop().call_later(self.DOWNGRADE_DELAY, self._downgrade_now)
+
+    def _downgrade_now(self) -> None:
+        self._downgrade = None
+        if self.closed:
+            return
+        wanted = max((dt.target_layer for dt in self.downtracks.values() if not dt.paused), default=-1)
+        if self._announced_max is None or wanted < self._announced_max:
+            self._announce(wanted)
+
+    def _announce(self, max_layer: int) -> None:
+        self._announced_max = max_layer
+        if self.on_subscribed_layers is not None:
+            self.on_subscribed_layers(self, max_layer)
 
     def layer_for_size(self, width: int, height: int) -> int:
         """Smallest announced layer at least this big (adaptive stream sends element sizes)."""
@@ -266,9 +305,14 @@ class DownTrack:
         self.track.request_keyframe(self.current_layer)
 
     def set_target_layer(self, layer: int) -> None:
-        self.target_layer = max(0, min(HIGHEST, layer))
+        layer = max(0, min(HIGHEST, layer))
+        if layer != self.target_layer:
+            self.target_layer = layer
+            self.track.update_subscribed_layers()
 
     def set_paused(self, paused: bool) -> None:
         if self.paused and not paused:
             self.track.request_keyframe(self.current_layer)
-        self.paused = paused
+        if paused != self.paused:
+            self.paused = paused
+            self.track.update_subscribed_layers()

@@ -60,6 +60,7 @@ class Participant:
         pli_interval: float,
         auto_subscribe: bool = True,
         simulcast: bool = True,
+        dynacast: bool = True,
     ) -> None:
         self.room = room
         self.sid = participant_sid()
@@ -73,6 +74,7 @@ class Participant:
         self.pli_interval = pli_interval
         self.auto_subscribe = auto_subscribe
         self.simulcast = simulcast
+        self.dynacast = dynacast
         self.state = models.ParticipantInfo.State.JOINING
         self.version = 1
         self.joined_at_ms = int(time.time() * 1000)
@@ -258,6 +260,8 @@ class Participant:
             rids=rids if transceiver.kind == "video" else None,
         )
         info.simulcast = published.simulcast
+        if published.simulcast and self.dynacast:
+            published.on_subscribed_layers = self._send_subscribed_layers
         published.client_track_id = msid_track
         simulcast.patch_router_mid_fallback(transceiver.receiver.transport._rtp_router)
         published.attach_receiver(ReceiverTap, transceiver.receiver)
@@ -265,6 +269,15 @@ class Participant:
         self._by_mid[transceiver.mid] = info.sid
         self.bump()
         return published
+
+    def _send_subscribed_layers(self, track: PublishedTrack, max_layer: int) -> None:
+        """Dynacast: layers up to the best one any subscriber wants stay on, others pause."""
+        qualities = [rtc.SubscribedQuality(quality=q, enabled=q <= max_layer)
+                     for q in (models.VideoQuality.LOW, models.VideoQuality.MEDIUM, models.VideoQuality.HIGH)]
+        codec = track.codec.mimeType.split("/")[-1].lower()
+        self.send(rtc.SignalResponse(subscribed_quality_update=rtc.SubscribedQualityUpdate(
+            track_sid=track.sid, subscribed_qualities=qualities,
+            subscribed_codecs=[rtc.SubscribedCodec(codec=codec, qualities=qualities)])))
 
     def _unpublish(self, sid: str) -> None:
         track = self.published.pop(sid, None)

@@ -201,7 +201,7 @@ class SignalProtocol(WebSocketServerProtocol):
             await room.remove(old)
         p = Participant(room, self.claims, self.send_response, ice=sfu.ice_policy,
                         pli_interval=cfg.pli_interval, auto_subscribe=self.auto_subscribe,
-                        simulcast=cfg.simulcast)
+                        simulcast=cfg.simulcast, dynacast=cfg.dynacast)
         p.on_failed = lambda part: asyncio.ensure_future(self._drop(part))
         p.on_data = room.forward_data
         self.participant = p

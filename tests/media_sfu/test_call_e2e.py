@@ -184,7 +184,7 @@ class SimulcastTest(unittest.TestCase):
             server = await start_sfu()
             pub, sub = CallClient("pub", 0), CallClient("sub", 1)
             try:
-                await pub.join(server.url, "layers")
+                await pub.join(server.url, "layers", dynacast=True)
                 await sub.join(server.url, "layers")
                 await pub.publish(audio=False, size=(640, 480))
                 rx = sub.rx("pub", "video")
@@ -202,6 +202,9 @@ class SimulcastTest(unittest.TestCase):
                 n = rx.video_frames
                 self.assertTrue(await wait_for(lambda: rx.video_frames > n + 10, 10))
                 self.assertTrue(colour_close(rx.colour, COLOURS[0]))
+                # dynacast: nobody wants the top layer any more, so the publisher stops sending it
+                self.assertTrue(await wait_for(lambda: track.available_layers() == (0,), 10),
+                                track.available_layers())
                 publication.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_HIGH)
                 self.assertTrue(await wait_for(lambda: rx.size == (640, 480), 10), rx)
             finally:
