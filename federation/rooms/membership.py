@@ -417,6 +417,10 @@ class FederationMembership:
         }
         if not version.updated_redaction_rules:
             pdu["origin"] = origin
+        if membership == "join":
+            authoriser = await self._restricted_join_authoriser(room, user_id)
+            if authoriser is not None:
+                pdu["content"]["join_authorised_via_users_server"] = authoriser
         pdu["auth_events"] = self.hs.rooms._select_auth_events(version, pdu, room.state)
         state_ids = {k: room.state[k] for k in auth_rules.auth_state_keys_for_event(pdu, version) if k in room.state}
         events = await self.store.get_events(state_ids.values())
@@ -426,6 +430,44 @@ class FederationMembership:
         except auth_rules.AuthError as e:
             raise Forbidden(f"You are not allowed to {membership} this room: {e}") from None
         return {"event": pdu, "room_version": version.identifier}
+
+    async def _restricted_join_authoriser(self, room: RoomInfo, user_id: str) -> str | None:
+        """For a restricted room: one of our users who may vouch for the join (the user
+        must be joined to one of the allowed rooms, which we must be in to tell)."""
+        ids = {k: room.state[k] for k in (("m.room.join_rules", ""), ("m.room.member", user_id)) if k in room.state}
+        events = await self.store.get_events(ids.values())
+        rules = events.get(ids.get(("m.room.join_rules", ""), ""))
+        rule = rules.content.get("join_rule") if rules is not None else "invite"
+        if rule not in ("restricted", "knock_restricted"):
+            return None
+        member = events.get(ids.get(("m.room.member", user_id), ""))
+        if member is not None and member.membership in ("join", "invite"):
+            return None  # no vouching needed
+        known_any = False
+        allowed = False
+        for entry in rules.content.get("allow", []) if rules is not None else []:
+            if not isinstance(entry, dict) or entry.get("type") != "m.room_membership":
+                continue
+            other = await self.hs.rooms.get_room(str(entry.get("room_id")))
+            if other is None or not other.joined_local:
+                continue
+            known_any = True
+            ev = await self.hs.rooms.get_current_state_event(other.room_id, "m.room.member", user_id)
+            if ev is not None and ev.membership == "join":
+                allowed = True
+                break
+        if not allowed:
+            if not known_any:
+                raise MatrixError(400, "M_UNABLE_TO_AUTHORISE_JOIN", "Cannot check the room's join conditions")
+            raise Forbidden("You do not satisfy the room's join conditions")
+        auth_ids = {k: room.state[k] for k in (("m.room.power_levels", ""), ("m.room.create", "")) if k in room.state}
+        auth_events = await self.store.get_events(auth_ids.values())
+        auth_map = {k: auth_events[i].with_event_id() for k, i in auth_ids.items() if i in auth_events}
+        invite_level = auth_rules.get_named_power_level("invite", auth_map)
+        for candidate in sorted(room.joined_local):
+            if auth_rules.get_user_power_level(candidate, auth_map, room.version) >= invite_level:
+                return candidate
+        raise MatrixError(400, "M_UNABLE_TO_GRANT_JOIN", "No user here may authorise the join; try another server")
 
     async def on_send(self, origin: str, membership: str, room_id: str, event_id: str, body: dict[str, Any]) -> Event:
         room = await self._resident_room(origin, room_id)
@@ -442,6 +484,10 @@ class FederationMembership:
             raise Forbidden("The member must belong to the requesting server")
         if len(encode_canonical_json(ev.pdu)) > 65536:
             raise MatrixError(413, "M_TOO_LARGE", "Event too large")
+        authoriser = ev.content.get("join_authorised_via_users_server") if membership == "join" else None
+        if isinstance(authoriser, str) and self.hs.is_mine(authoriser):
+            # Restricted join vouched for by one of our users: our signature makes it valid.
+            ev.pdu = sign_event(ev.pdu, version, self.hs.server_name, self.hs.signing_key)
         existing = await self.store.get_event(event_id, allow_rejected=True)
         if existing is None or existing.outlier:
             reason = await self.events.submit(origin, ev)

@@ -367,3 +367,34 @@ class TwoWsprRoomsPostgresTest(TwoWsprRoomsTest):
             drop_postgres_database(create_postgres_database())
         except PostgresUnavailable as e:
             raise unittest.SkipTest(str(e))
+
+
+class RestrictedJoinTest(ServersMixin, unittest.TestCase):
+    timeout = 120
+
+    async def test_restricted_room_joined_through_membership_of_another(self) -> None:
+        a = await self.start_server()
+        b = await self.start_server()
+        alice = await MatrixClient.register(a.base_url, "alice")
+        bob = await MatrixClient.register(b.base_url, "bob")
+        carol = await MatrixClient.register(b.base_url, "carol")
+        space = (await alice.post("/createRoom", {"preset": "public_chat"}))["room_id"]
+        room = (await alice.post("/createRoom", {"preset": "private_chat"}))["room_id"]
+        await alice.put(
+            f"/rooms/{quote(room)}/state/m.room.join_rules/",
+            {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}]},
+        )
+        from tests.support.wspr import MatrixRequestError
+
+        # carol is in no allowed room: refused
+        with self.assertRaises(MatrixRequestError) as cm:
+            await carol.post(f"/join/{quote(room)}")
+        self.assertEqual(cm.exception.code, 403)
+        # bob joins the allowed room first, then the restricted one (alice vouches)
+        await bob.post(f"/join/{quote(space)}")
+        await bob.post(f"/join/{quote(room)}")
+        member = await bob.get(f"/rooms/{quote(room)}/state/m.room.member/{quote(bob.user_id)}")
+        self.assertEqual(member["join_authorised_via_users_server"], alice.user_id)
+        await bob.send_message(room, "in through the space")
+        alice_sync = SyncWatcher(alice)
+        await alice_sync.until(lambda: "in through the space" in alice_sync.bodies(room))
