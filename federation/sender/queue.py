@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from prometheus_client import Counter
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from federation.errors import FederationDenied, FederationError
 from homeserver.util.ids import now_ms, random_string
@@ -52,6 +53,8 @@ class _Destination:
     retry_interval_ms: int = 0
     memory_edus: list[dict[str, Any]] = field(default_factory=list)
     running: bool = False
+    retry_dirty: bool = False
+    retry_writing: bool = False
     # Set by a failure, cleared by the next delivered transaction: the destination
     # missed things and gets the catch-up treatment.
     catching_up: bool = False
@@ -77,6 +80,7 @@ class FederationSender:
         self._txn_counter = 0
         self._txn_prefix = random_string(8)
         self._inflight: set[defer.Deferred[Any]] = set()
+        self._db_writes: set[defer.Deferred[Any]] = set()
         # Tests observe transactions here: fn(destination, txn_body, ok)
         self.sent_hooks: list[Any] = []
 
@@ -97,9 +101,11 @@ class FederationSender:
             if d.timer is not None and d.timer.active():
                 d.timer.cancel()
             d.timer = None
+        # Transmissions are abandoned (the outbox still holds their items); database
+        # writes (outbox, retry state) are let finish so a restart finds them.
         for d in list(self._inflight):
-            d.cancel()
-        # Let cancelled loops unwind.
+            if d not in self._db_writes:
+                d.cancel()
         for d in list(self._inflight):
             try:
                 await d
@@ -145,12 +151,24 @@ class FederationSender:
     def _flush_writes(self) -> None:
         if not self._writing and self._writes:
             self._writing = True
-            self._track(self._write_loop())
+            self._track(self._write_loop(), db_write=True)
 
-    def _track(self, coro: Any) -> None:
+    def _track(self, coro: Any, db_write: bool = False) -> None:
         d = defer.ensureDeferred(coro)
+        if d.called:
+            d.addErrback(lambda f: logger.error("federation sender: %s", f.getTraceback()))
+            return
         self._inflight.add(d)
-        d.addBoth(lambda r: (self._inflight.discard(d), None)[1])
+        if db_write:
+            self._db_writes.add(d)
+
+        def done(result: Any) -> None:
+            self._inflight.discard(d)
+            self._db_writes.discard(d)
+            if isinstance(result, Failure) and not result.check(defer.CancelledError):
+                logger.error("federation sender: %s", result.getTraceback())
+
+        d.addBoth(done)
 
     async def _write_loop(self) -> None:
         # One writer, so outbox order is enqueue order; everything waiting goes in one
@@ -182,7 +200,7 @@ class FederationSender:
             return
         d.retry_interval_ms = 0
         d.retry_last_ts = 0
-        self._track(self.store.set_destination_retry(d.name, 0, 0))
+        self._persist_retry(d)
 
     def _backoff(self, d: _Destination) -> None:
         if d.retry_interval_ms == 0:
@@ -191,9 +209,25 @@ class FederationSender:
             d.retry_interval_ms = min(d.retry_interval_ms * 2, self.max_retry_ms)
         d.retry_last_ts = now_ms()
         d.catching_up = True
-        self._track(self.store.set_destination_retry(d.name, d.retry_last_ts, d.retry_interval_ms))
+        self._persist_retry(d)
         # Stale typing/presence is not worth delivering late.
         d.memory_edus.clear()
+
+    def _persist_retry(self, d: _Destination) -> None:
+        # One writer per destination, always writing the latest state, so two quick
+        # changes cannot commit out of order (PostgreSQL runs writes in parallel).
+        d.retry_dirty = True
+        if not d.retry_writing:
+            d.retry_writing = True
+            self._track(self._retry_writer(d), db_write=True)
+
+    async def _retry_writer(self, d: _Destination) -> None:
+        try:
+            while d.retry_dirty:
+                d.retry_dirty = False
+                await self.store.set_destination_retry(d.name, d.retry_last_ts, d.retry_interval_ms)
+        finally:
+            d.retry_writing = False
 
     def retry_state(self, destination: str) -> tuple[int, int]:
         d = self._dests.get(destination)

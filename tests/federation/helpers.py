@@ -17,12 +17,12 @@ from tests.support.wspr import RunningHomeServer, start_homeserver
 LOOPBACK_FEDERATION = {"verify_certificates": False, "ip_range_blocklist": [], "min_retry_interval": 0.2, "max_retry_interval": 1.0}
 
 
-async def start_federating(test: unittest.TestCase, **federation: Any) -> RunningHomeServer:
+async def start_federating(test: unittest.TestCase, database: str = "sqlite", **federation: Any) -> RunningHomeServer:
     port = free_port()
     fed = dict(LOOPBACK_FEDERATION)
     fed.update(federation)
     return await start_homeserver(
-        test, server_name=f"127.0.0.1:{port}", federation_port=port, start_extras=True, federation=fed
+        test, server_name=f"127.0.0.1:{port}", federation_port=port, start_extras=True, federation=fed, database=database
     )
 
 

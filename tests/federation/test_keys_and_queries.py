@@ -46,9 +46,10 @@ class FakeKeyServer:
 
 class KeyringTest(unittest.TestCase):
     timeout = 60
+    database = "sqlite"
 
     async def test_fetch_cache_and_persist(self) -> None:
-        a = await start_federating(self)
+        a = await start_federating(self, database=self.database)
         b = await start_federating(self)
         counting = CountingTransport(a.hs.federation.transport)
         keyring = Keyring(a.hs, counting)
@@ -140,6 +141,12 @@ class KeyringTest(unittest.TestCase):
         kid = f"ed25519:{b.hs.signing_key.version}"
         vk = decode_verify_key_base64("ed25519", b.hs.signing_key.version, resp["server_keys"][0]["verify_keys"][kid]["key"])
         verify_json(resp["server_keys"][0], b.server_name, vk)
+
+
+class KeyringPostgresTest(unittest.TestCase):
+    timeout = 60
+    database = "postgresql"
+    test_fetch_cache_and_persist = KeyringTest.test_fetch_cache_and_persist
 
 
 class QueriesTest(unittest.TestCase):

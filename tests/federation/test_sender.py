@@ -45,9 +45,12 @@ def pdu(n: int, room: str = "!r:x") -> dict[str, Any]:
 
 class SenderTest(unittest.TestCase):
     timeout = 60
+    database = "sqlite"
 
     async def _sender(self, **fed: Any) -> tuple[Any, FederationSender, FakeTransport]:
-        server = await start_homeserver(self, federation={"min_retry_interval": 0.1, "max_retry_interval": 0.4, **fed})
+        server = await start_homeserver(
+            self, database=self.database, federation={"min_retry_interval": 0.1, "max_retry_interval": 0.4, **fed}
+        )
         transport = FakeTransport()
         sender = FederationSender(server.hs, transport)
         await sender.start()
@@ -111,12 +114,13 @@ class SenderTest(unittest.TestCase):
         self.assertEqual([p["content"]["n"] for p in t2.pdus()], list(range(5)))
 
     async def test_catch_up_sends_latest(self) -> None:
-        _, sender, t = await self._sender()
+        # long backoff: no retry until the test says the destination is back
+        _, sender, t = await self._sender(min_retry_interval=30, max_retry_interval=60)
         t.mode = "down"
         sender.send_pdu(["remote.example"], pdu(0, "!quiet:x"))
         for i in range(600):
             sender.send_pdu(["remote.example"], pdu(i, "!busy:x"))
-        await wait_for(lambda: _check(sender.store.count_outbox("remote.example"), lambda c: c[0] == 601))
+        await wait_for(lambda: _check(sender.store.count_outbox("remote.example"), lambda c: c[0] == 601), timeout=30)
         t.mode = "ok"
         sender.on_remote_alive("remote.example")
         await wait_for(lambda: _check(sender.store.count_outbox("remote.example"), lambda c: c == (0, 0)))
@@ -144,3 +148,7 @@ class SenderTest(unittest.TestCase):
         t.mode = "ok"
         sender.send_pdu(["remote.example"], pdu(2))
         await wait_for(lambda: [p["content"]["n"] for p in t.pdus()] == [2])
+
+
+class SenderPostgresTest(SenderTest):
+    database = "postgresql"
