@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import type { IMyDevice, MatrixClient } from "matrix-js-sdk";
-import type { VerificationRequest } from "matrix-js-sdk/lib/crypto-api/index.js";
+import { CryptoEvent, type VerificationRequest } from "matrix-js-sdk/lib/crypto-api/index.js";
 import { describeError } from "../lib/errors";
 import { getSecurityStatus, passwordAuth, restoreWithRecoveryKey, setUpRecovery, type SecurityStatus } from "../lib/security";
 import { Dialog, ErrorText } from "./Dialog";
@@ -124,7 +124,18 @@ function Security({ client, onVerify }: { client: MatrixClient; onVerify: (r: Ve
   const [restored, setRestored] = useState<string | null>(null);
 
   const refresh = useCallback(() => getSecurityStatus(client).then(setStatus, (e) => setError(errText(e))), [client]);
-  useEffect(() => void refresh(), [refresh]);
+  useEffect(() => {
+    void refresh();
+    // trust changes arrive asynchronously (key queries, signatures from other devices)
+    const events = [CryptoEvent.UserTrustStatusChanged, CryptoEvent.KeysChanged, CryptoEvent.DevicesUpdated, CryptoEvent.KeyBackupStatus];
+    const on = () => void refresh();
+    for (const e of events) client.on(e as never, on as never);
+    const timer = setInterval(on, 5000);
+    return () => {
+      clearInterval(timer);
+      for (const e of events) client.off(e as never, on as never);
+    };
+  }, [client, refresh]);
 
   async function run(fn: () => Promise<unknown>) {
     setBusy(true);
