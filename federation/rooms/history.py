@@ -255,9 +255,14 @@ class FederationHistory:
             return False
 
         async def persist() -> None:
-            await self.hs.rooms.persist_remote_events(
-                room, remote, backfilled=True, deoutlier=[r.event.event_id for r in remote if r.event.event_id in outliers]
-            )
+            # again inside the room's exclusive section: nothing stored twice
+            have = await self.store.have_events(r.event.event_id for r in remote)
+            outlier_ids = await self.store.get_outlier_ids(have) if have else set()
+            todo = [r for r in remote if r.event.event_id not in have or r.event.event_id in outlier_ids]
+            if todo:
+                await self.hs.rooms.persist_remote_events(
+                    room, todo, backfilled=True, deoutlier=[r.event.event_id for r in todo if r.event.event_id in outlier_ids]
+                )
 
         await self.hs.rooms.run_exclusive(room, persist)
         return True

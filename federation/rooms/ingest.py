@@ -260,7 +260,7 @@ class FederationEventHandler:
                 new_events.setdefault(ev.event_id, ev)
             await self._fetch_missing_auth(room, list(new_events.values()), origin_of, new_events)
             reasons = await self.hs.rooms.run_exclusive(
-                room, lambda: self._auth_and_persist(room, dag_order(new_events.values()), outliers)
+                room, lambda: self._auth_and_persist(room, dag_order(new_events.values()))
             )
             for eid, item in items.items():
                 item.result.callback(reasons.get(eid))
@@ -559,13 +559,22 @@ class FederationEventHandler:
         return Snapshot(resolved, base=snaps[0])
 
     async def _auth_and_persist(
-        self, room: RoomInfo, events: list[Event], outlier_ids: set[str]
+        self, room: RoomInfo, events: list[Event]
     ) -> dict[str, str | None]:
         """Inside the room's exclusive section: steps 4-6 for each event, in DAG order,
         then one transaction for the whole chunk."""
         version = room.version
-        pending: dict[str, Event] = {e.event_id: e for e in events}
         reasons: dict[str, str | None] = {}
+        # Checked again here, where nothing else can be storing events of the room: what
+        # arrived meanwhile (backfill, a retried transaction) is not stored twice, and
+        # outliers (known from a join's state, an auth chain) become timeline events.
+        have = await self.store.have_events(e.event_id for e in events)
+        outlier_ids = await self.store.get_outlier_ids(have) if have else set()
+        for e in events:
+            if e.event_id in have and e.event_id not in outlier_ids:
+                reasons[e.event_id] = None
+        events = [e for e in events if e.event_id not in have or e.event_id in outlier_ids]
+        pending: dict[str, Event] = {e.event_id: e for e in events}
         remote: list[RemoteEvent] = []
         current = self.hs.rooms.current_snapshot(room)
         extremities = set(room.extremities)
