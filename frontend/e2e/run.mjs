@@ -1,10 +1,16 @@
 // npm run e2e: builds dist/ (unless E2E_SKIP_BUILD=1) and runs the end-to-end tests with node's test runner.
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const env = { ...process.env };
+const chromium = env.CHROMIUM || "/usr/bin/chromium";
+if (!existsSync(chromium)) {
+  console.error(`e2e: no Chromium at ${chromium}. Install Debian's: apt-get update && apt-get install -y chromium (or set CHROMIUM=/path).`);
+  process.exit(1);
+}
 if (!env.E2E_SKIP_BUILD) {
   const b = spawnSync("npx", ["vite", "build", "--logLevel", "warn"], { cwd: root, stdio: "inherit", env });
   if (b.status !== 0) process.exit(b.status ?? 1);
