@@ -42,6 +42,13 @@ class Room:
     def others(self, p: Participant) -> list[Participant]:
         return [o for o in self.participants.values() if o is not p and not o.closed]
 
+    def find_track(self, track_sid: str) -> PublishedTrack | None:
+        for p in self.participants.values():
+            t = p.published.get(track_sid)
+            if t is not None:
+                return t
+        return None
+
     def by_identity(self, identity: str) -> Participant | None:
         return next((p for p in self.participants.values() if p.identity == identity), None)
 

@@ -274,6 +274,12 @@ class SignalProtocol(WebSocketServerProtocol):
             sub = req.subscription
             sids = list(sub.track_sids) + [s for pt in sub.participant_tracks for s in pt.track_sids]
             for sid in sids:
+                if sub.subscribe and sid not in p.downtracks:
+                    # manual subscription (auto_subscribe=0), or re-subscribing
+                    track = room.find_track(sid)
+                    if track is not None and track.publisher_sid != p.sid:
+                        p.subscribe(track)
+                        continue
                 p.set_subscribed(sid, sub.subscribe)
         elif kind == "track_setting":
             for sid in req.track_setting.track_sids:

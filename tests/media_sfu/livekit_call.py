@@ -60,7 +60,8 @@ class CallClient:
     def rx(self, identity: str, kind: str) -> Received:
         return self.received.setdefault((identity, kind), Received())
 
-    async def join(self, url: str, room_name: str, e2ee_key: bytes | None = None, dynacast: bool = False) -> None:
+    async def join(self, url: str, room_name: str, e2ee_key: bytes | None = None, dynacast: bool = False,
+                   auto_subscribe: bool = True) -> None:
         token = mint_access_token(API_KEY, API_SECRET, self.identity, room_name, name=self.identity)
 
         @self.room.on("track_subscribed")
@@ -91,7 +92,7 @@ class CallClient:
         def _on_speakers(speakers):
             self.active_speakers = {p.identity for p in speakers}
 
-        options = rtc.RoomOptions(auto_subscribe=True, dynacast=dynacast)
+        options = rtc.RoomOptions(auto_subscribe=auto_subscribe, dynacast=dynacast)
         if e2ee_key is not None:
             options.encryption = rtc.E2EEOptions(key_provider_options=rtc.KeyProviderOptions(shared_key=e2ee_key))
         await self.room.connect(url, token, options)

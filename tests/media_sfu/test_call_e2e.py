@@ -216,3 +216,40 @@ class SimulcastTest(unittest.TestCase):
                 await server.stop()
 
         run(scenario(), timeout=90)
+
+
+class ManualSubscriptionTest(unittest.TestCase):
+    """auto_subscribe=0: nothing is sent until the client subscribes to a track."""
+
+    def test_manual_subscription(self):
+        async def scenario():
+            server = await start_sfu()
+            pub, sub = CallClient("mpub", 0), CallClient("msub", 1)
+            try:
+                await pub.join(server.url, "manual")
+                await sub.join(server.url, "manual", auto_subscribe=False)
+                await pub.publish()
+                self.assertTrue(await wait_for(lambda: len(sub.room.remote_participants.get("mpub").track_publications) == 2
+                                               if sub.room.remote_participants.get("mpub") else False, 10))
+                await asyncio.sleep(1.0)
+                self.assertEqual(sub.received, {})
+                video = next(p for p in sub.room.remote_participants["mpub"].track_publications.values()
+                             if p.kind == rtc_kind_video())
+                video.set_subscribed(True)
+                self.assertTrue(await wait_for(lambda: sub.rx("mpub", "video").video_frames > 10, 15))
+                self.assertNotIn(("mpub", "audio"), sub.received)
+            finally:
+                for c in (pub, sub):
+                    try:
+                        await asyncio.wait_for(c.leave(), 5)
+                    except Exception:
+                        pass
+                await server.stop()
+
+        run(scenario(), timeout=60)
+
+
+def rtc_kind_video():
+    from livekit import rtc
+
+    return rtc.TrackKind.KIND_VIDEO
