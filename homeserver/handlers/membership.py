@@ -128,6 +128,7 @@ class MembershipHandler:
         reason: str | None = None,
         content_extra: dict[str, Any] | None = None,
         txn_id: str | None = None,
+        via: list[str] | None = None,
     ) -> str:
         if action not in ACTIONS:
             raise BadJson(f"Unknown membership action {action}")
@@ -163,12 +164,15 @@ class MembershipHandler:
                 await self.remote_leave(room_id, target, servers, content)
                 return room_id
             if action == "knock" and self.remote_knock is not None:
-                servers = await self._remote_servers_for(target, room_id)
+                servers = list(via or []) + await self._remote_servers_for(target, room_id)
+                servers = [s for s in dict.fromkeys(servers) if s != self.hs.server_name]
                 return await self.remote_knock(room_id, target, servers, content)
             if room is None:
                 raise NotFound("Unknown room")
         if action == "knock" and room is not None and not room.joined_local and self.remote_knock is not None:
-            return await self.remote_knock(room_id, target, [server_of(room_id)], content)
+            servers = list(via or []) + await self._remote_servers_for(target, room_id)
+            servers = [s for s in dict.fromkeys(servers) if s != self.hs.server_name]
+            return await self.remote_knock(room_id, target, servers, content)
         spec = EventSpec("m.room.member", sender, content, state_key=target, txn_id=txn_id, device_id=requester.device_id)
         if action == "invite" and not self.hs.is_mine(target) and self.remote_invite is not None:
             # The invitee's server must countersign the invite before it is persisted.
