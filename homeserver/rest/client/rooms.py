@@ -74,9 +74,11 @@ def register(hs: "HomeServer", router: Router) -> None:
     async def knock(request: Request, room_id_or_alias: str) -> tuple[int, Any]:
         requester = await hs.auth.get_user_by_req(request)
         body = parse_json_body(request, allow_empty=True)
-        room_id, _ = await hs.membership.resolve_room(room_id_or_alias)
+        room_id, servers = await hs.membership.resolve_room(room_id_or_alias)
         reason = body.get("reason") if isinstance(body.get("reason"), str) else None
-        await hs.membership.update_membership(requester, room_id, requester.user_id, "knock", reason=reason)
+        # Servers to knock through: v12 room ids name none.
+        via = (parse_strings(request, "via") or parse_strings(request, "server_name")) + servers
+        await hs.membership.update_membership(requester, room_id, requester.user_id, "knock", reason=reason, via=via)
         return 200, {"room_id": room_id}
 
     async def get_state(request: Request, room_id: str) -> tuple[int, Any]:
