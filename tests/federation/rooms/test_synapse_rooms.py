@@ -183,3 +183,48 @@ class SynapseRoomsTest(unittest.TestCase):
         await alice.post(f"/rooms/{quote(room_id)}/leave")
         await bob_sync.until(lambda: bob_sync.has_member(room_id, alice.user_id, "leave"), timeout=30)
         print(f"\n  WSPR joined a Synapse room in {join_ms:.0f} ms")
+
+    async def test_knocks_and_restricted_joins_both_ways(self) -> None:
+        wspr, syn = await self._servers()
+        alice = await MatrixClient.register(wspr.base_url, "alice")
+        bob = await self._synapse_user(syn, "bob")
+        alice_sync, bob_sync = SyncWatcher(alice), SyncWatcher(bob)
+
+        # alice (WSPR) knocks on a Synapse room; bob lets her in
+        syn_room = (await bob.post("/createRoom", {"preset": "private_chat"}))["room_id"]
+        await bob.put(f"/rooms/{quote(syn_room)}/state/m.room.join_rules/", {"join_rule": "knock"})
+        await alice.post(f"/knock/{quote(syn_room)}?server_name={quote(syn.server_name)}", {"reason": "hi"})
+        await bob_sync.until(lambda: bob_sync.has_member(syn_room, alice.user_id, "knock"), timeout=30)
+        await bob.post(f"/rooms/{quote(syn_room)}/invite", {"user_id": alice.user_id})
+        await alice_sync.until(lambda: syn_room in alice_sync.invites, timeout=30)
+        await alice.post(f"/join/{quote(syn_room)}")
+        await bob_sync.until(lambda: bob_sync.has_member(syn_room, alice.user_id, "join"), timeout=30)
+
+        # bob (Synapse) knocks on a WSPR room; alice lets him in
+        w_room = (await alice.post("/createRoom", {"preset": "private_chat"}))["room_id"]
+        await alice.put(f"/rooms/{quote(w_room)}/state/m.room.join_rules/", {"join_rule": "knock"})
+        await bob.post(f"/knock/{quote(w_room)}?server_name={quote(wspr.server_name)}", {"reason": "hello"})
+        await alice_sync.until(lambda: alice_sync.has_member(w_room, bob.user_id, "knock"), timeout=30)
+        await alice.post(f"/rooms/{quote(w_room)}/invite", {"user_id": bob.user_id})
+        await bob_sync.until(lambda: w_room in bob_sync.invites, timeout=30)
+        await bob.post(f"/join/{quote(w_room)}")
+        await alice_sync.until(lambda: alice_sync.has_member(w_room, bob.user_id, "join"), timeout=30)
+
+        # restricted rooms: joining through membership of an allowed room, each side resident
+        syn_restricted = (await bob.post("/createRoom", {"preset": "private_chat"}))["room_id"]
+        await bob.put(
+            f"/rooms/{quote(syn_restricted)}/state/m.room.join_rules/",
+            {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": syn_room}]},
+        )
+        await alice.post(f"/join/{quote(syn_restricted)}?server_name={quote(syn.server_name)}")
+        await bob_sync.until(lambda: bob_sync.has_member(syn_restricted, alice.user_id, "join"), timeout=30)
+
+        w_restricted = (await alice.post("/createRoom", {"preset": "private_chat"}))["room_id"]
+        await alice.put(
+            f"/rooms/{quote(w_restricted)}/state/m.room.join_rules/",
+            {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": w_room}]},
+        )
+        await bob.post(f"/join/{quote(w_restricted)}?server_name={quote(wspr.server_name)}")
+        await alice_sync.until(lambda: alice_sync.has_member(w_restricted, bob.user_id, "join"), timeout=30)
+        await bob.send_message(w_restricted, "restricted ok")
+        await alice_sync.until(lambda: "restricted ok" in alice_sync.bodies(w_restricted), timeout=30)
