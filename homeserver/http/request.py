@@ -113,9 +113,15 @@ def parse_integer(request: Request, name: str, default: int | None = None, requi
             raise MissingParam(f"Missing integer query parameter {name!r}")
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise InvalidParam(f"Query parameter {name!r} must be an integer") from None
+    # Matrix integers live in JSON's safe range; beyond it the SQL drivers overflow. Every
+    # `limit` in the spec is a count: a negative one is "no LIMIT" on SQLite, an error on
+    # PostgreSQL, so refuse it for all endpoints alike.
+    if not -(2**53) < number < 2**53 or (name == "limit" and number < 0):
+        raise InvalidParam(f"Query parameter {name!r} is out of range")
+    return number
 
 
 def parse_boolean(request: Request, name: str, default: bool = False) -> bool:
