@@ -158,6 +158,9 @@ class NastyInputsTest(unittest.TestCase):
         for path in [
             f"/rooms/{q(rid)}/messages?from=%FF", f"/rooms/{q(rid)}/messages?from=%00", f"/rooms/{q(rid)}/messages?dir=%00",
             f"/rooms/{q(rid)}/messages?limit=99999999999999999999", f"/rooms/{q(rid)}/messages?limit=-1",
+            f"/_matrix/client/v1/rooms/{q(rid)}/threads?limit=-1", f"/_matrix/client/v1/rooms/{q(rid)}/threads?limit=99999999999999999999",
+            f"/_matrix/client/v1/rooms/{q(rid)}/relations/%24x?limit=-1", f"/rooms/{q(rid)}/context/%24x?limit=-1",
+            "/notifications?limit=-1", "/publicRooms?limit=-1", "/user_directory/search?limit=-1",
             f"/rooms/{q(rid)}/messages?filter=%7B%22rooms%22%3A%5B%22%5Cud800%22%5D%7D",
             f"/rooms/{q(rid)}/context/%24%00?limit=99999999999999999999",
             f"/rooms/{q(rid)}/event/%24%00", f"/rooms/{q(rid)}/event/%24%FF", f"/rooms/{q(rid)}/event/%2524x",
@@ -171,7 +174,10 @@ class NastyInputsTest(unittest.TestCase):
             "/directory/room/%23%00%3Alocalhost", "/directory/room/%23a%3A%00",
             "/publicRooms?limit=99999999999999999999", "/publicRooms?since=%00", "/publicRooms?server=%00",
         ]:
-            await self._expect(alice, "GET", V3 + path)
+            await self._expect(alice, "GET", path if path.startswith("/_matrix") else V3 + path)
+        for path in ["/messages?limit=-1", "/messages?limit=99999999999999999999", "/context/%24x?limit=-5"]:
+            await self._expect(alice, "GET", f"{V3}/rooms/{q(rid)}{path}", code=400, errcodes={"M_INVALID_PARAM"})
+        await self._expect(alice, "GET", f"/_matrix/client/v1/rooms/{q(rid)}/threads?limit=-1", code=400, errcodes={"M_INVALID_PARAM"})
 
         # Nothing above changed the room: the sentinel and the accepted messages only, in order.
         bodies = await self._timeline_bodies(bob, rid)
