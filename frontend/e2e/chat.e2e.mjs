@@ -530,9 +530,12 @@ test("sign out, wrong password, sign in again", async () => {
   await bob.getByTestId("open-settings").click();
   await bob.getByTestId("logout").click();
   await bob.getByRole("button", { name: "Sign in", exact: true }).waitFor({ timeout: 30000 });
-  await bob.locator('input[name="homeserver"]').fill(hs.baseUrl);
+  await bob.locator('input[name="homeserver"]').fill("http://127.0.0.1:9");
   await bob.locator('input[name="username"]').fill(BOB);
   await bob.locator('input[name="password"]').fill("not my password");
+  await bob.getByRole("button", { name: "Sign in", exact: true }).click();
+  await bob.getByText("Can't reach the server").waitFor();
+  await bob.locator('input[name="homeserver"]').fill(hs.baseUrl);
   await bob.getByRole("button", { name: "Sign in", exact: true }).click();
   await bob.getByText("Wrong username or password").waitFor();
   await shot(bob, "21-wrong-password");

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MatrixEvent } from "matrix-js-sdk";
 import { buildTimeline, continues, describeStateEvent, plainTextOf } from "../src/lib/timeline";
-import { sortRooms, initialOf, formatTime } from "../src/lib/rooms";
+import { sortRooms, initialOf, formatTime, dayLabel } from "../src/lib/rooms";
 
 let n = 0;
 function ev(type: string, sender: string, content: Record<string, unknown>, extra: Record<string, unknown> = {}) {
@@ -98,5 +98,14 @@ describe("room list helpers", () => {
     expect(initialOf("")).toBe("?");
     const now = new Date(2026, 0, 10, 12, 0).getTime();
     expect(formatTime(now - 60_000, now)).toMatch(/\d/);
+  });
+});
+
+describe("dayLabel", () => {
+  it("says Today, Yesterday, then dates", () => {
+    const now = new Date(2026, 5, 10, 9, 0).getTime();
+    expect(dayLabel(new Date(2026, 5, 10, 0, 5).getTime(), now)).toBe("Today");
+    expect(dayLabel(new Date(2026, 5, 9, 23, 55).getTime(), now)).toBe("Yesterday");
+    expect(dayLabel(new Date(2026, 5, 1).getTime(), now)).toMatch(/1/);
   });
 });

@@ -13,6 +13,7 @@ import {
 import { useEvents } from "../lib/hooks";
 import { buildTimeline, continues, describeStateEvent, type TimelineItem } from "../lib/timeline";
 import { directRoomUserId, sendFile, sendReaction, sendText } from "../lib/client";
+import { dayLabel } from "../lib/rooms";
 import { describeError } from "../lib/errors";
 import { Avatar } from "./Avatar";
 import { IconBack, IconInfo, IconLock, IconShield } from "./Icons";
@@ -120,41 +121,7 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
     if (rs.length) receiptMap.set(it.id, rs);
   }
 
-  return (
-    <section className="room" data-testid="room-view" data-room-id={room.roomId}>
-      <header className="room-header">
-        <button className="icon-btn back" onClick={onBack} aria-label="Back to rooms">
-          <IconBack />
-        </button>
-        <Avatar client={client} id={room.roomId} name={room.name} mxc={room.getMxcAvatarUrl() ?? (dmUser ? room.getMember(dmUser)?.getMxcAvatarUrl() : undefined)} size={38} presence={dmUser ? client.getUser(dmUser)?.presence : undefined} />
-        <div className="room-title">
-          <h2 data-testid="room-title">{room.name}</h2>
-          <span className="muted small ellipsis">
-            {encrypted ? (
-              <span className={`trust trust-${trust.level}`} title={trust.detail} data-testid="room-trust">
-                {trust.level === "verified" ? <IconShield width={12} height={12} /> : <IconLock width={12} height={12} />} {trust.label}
-              </span>
-            ) : (
-              <span className="trust trust-none">Not encrypted</span>
-            )}
-            {topic ? ` · ${topic}` : dmUser ? ` · ${dmUser}` : ` · ${room.getJoinedMemberCount()} members`}
-          </span>
-        </div>
-        <CallSlot client={client} room={room} />
-        <button className="icon-btn" onClick={() => setShowSettings(true)} aria-label="Room settings" data-testid="room-settings">
-          <IconInfo />
-        </button>
-      </header>
-      <div className="timeline" ref={scroller} data-testid="timeline">
-        <div className="timeline-inner">
-          {atStart ? (
-            <div className="timeline-start muted small">This is the beginning of the conversation.</div>
-          ) : (
-            <button className="btn btn-ghost btn-sm load-more" onClick={paginate} disabled={loadingBack}>
-              {loadingBack ? "Loading…" : "Load earlier messages"}
-            </button>
-          )}
-          {items.map((item, i) => {
+  const renderItem = (item: TimelineItem, i: number) => {
             if (item.kind === "notice") {
               // runs of room/membership changes collapse into one line
               const prevIsNotice = items[i - 1]?.kind === "notice";
@@ -207,6 +174,52 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
                 onRetry={() => item.event.status === EventStatus.NOT_SENT && run(() => client.resendEvent(item.event, room))}
               />
             );
+  };
+
+  return (
+    <section className="room" data-testid="room-view" data-room-id={room.roomId}>
+      <header className="room-header">
+        <button className="icon-btn back" onClick={onBack} aria-label="Back to rooms">
+          <IconBack />
+        </button>
+        <Avatar client={client} id={room.roomId} name={room.name} mxc={room.getMxcAvatarUrl() ?? (dmUser ? room.getMember(dmUser)?.getMxcAvatarUrl() : undefined)} size={38} presence={dmUser ? client.getUser(dmUser)?.presence : undefined} />
+        <div className="room-title">
+          <h2 data-testid="room-title">{room.name}</h2>
+          <span className="muted small ellipsis">
+            {encrypted ? (
+              <span className={`trust trust-${trust.level}`} title={trust.detail} data-testid="room-trust">
+                {trust.level === "verified" ? <IconShield width={12} height={12} /> : <IconLock width={12} height={12} />} {trust.label}
+              </span>
+            ) : (
+              <span className="trust trust-none">Not encrypted</span>
+            )}
+            {topic ? ` · ${topic}` : dmUser ? ` · ${dmUser}` : ` · ${room.getJoinedMemberCount()} members`}
+          </span>
+        </div>
+        <CallSlot client={client} room={room} />
+        <button className="icon-btn" onClick={() => setShowSettings(true)} aria-label="Room settings" data-testid="room-settings">
+          <IconInfo />
+        </button>
+      </header>
+      <div className="timeline" ref={scroller} data-testid="timeline">
+        <div className="timeline-inner">
+          {atStart ? (
+            <div className="timeline-start muted small">This is the beginning of the conversation.</div>
+          ) : (
+            <button className="btn btn-ghost btn-sm load-more" onClick={paginate} disabled={loadingBack}>
+              {loadingBack ? "Loading…" : "Load earlier messages"}
+            </button>
+          )}
+          {items.map((item, i) => {
+            const prevItem = items[i - 1];
+            const newDay = !prevItem || new Date(prevItem.ts).toDateString() !== new Date(item.ts).toDateString();
+            const separator = newDay ? (
+              <div key={`day-${item.id}`} className="day-separator" role="separator">
+                <span>{dayLabel(item.ts)}</span>
+              </div>
+            ) : null;
+            const body = renderItem(item, i);
+            return separator ? [separator, body] : body;
           })}
         </div>
       </div>

@@ -74,3 +74,14 @@ export function initialOf(name: string): string {
   const ch = Array.from(t)[0];
   return (ch ?? "?").toUpperCase();
 }
+
+/** "Today", "Yesterday", or a date, for day separators in the timeline. */
+export function dayLabel(ts: number, now = Date.now()): string {
+  const d = new Date(ts);
+  const n = new Date(now);
+  const startOf = (x: Date) => new Date(x.getFullYear(), x.getMonth(), x.getDate()).getTime();
+  const days = Math.round((startOf(n) - startOf(d)) / 86_400_000);
+  if (days === 0) return "Today";
+  if (days === 1) return "Yesterday";
+  return d.toLocaleDateString([], { weekday: "long", day: "numeric", month: "long", year: d.getFullYear() === n.getFullYear() ? undefined : "numeric" });
+}
