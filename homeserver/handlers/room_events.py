@@ -580,8 +580,10 @@ class RoomEventPipeline:
         ``extremities`` replace the room's current state and forward extremities.
         ``backfilled`` history takes negative stream positions so /sync never shows it
         as new. ``deoutlier`` names events of ``events`` stored before as outliers.
-        Persist hooks do not run: they forward local events, and a remote event is
-        not ours to forward (a resident server passes accepted joins on itself).
+        Persist hooks run for the new timeline events (push rules and unread counts,
+        user directory); the federation sender's hook forwards only our own users'
+        events, so a remote event is never echoed back. Backfilled history does not
+        run them (it is not new).
         ``outlier_memberships`` are outliers that are a local user's membership of a room
         we are not in (an invite, a knock, a rejected invite): /sync shows them.
         """
@@ -680,6 +682,12 @@ class RoomEventPipeline:
                 and not ev.internal.get("redaction_not_applied")
             ):
                 self.store.mark_redacted(ev.redacts, ev.event_id)
+        if timeline and not backfilled:
+            for hook in self.persist_hooks:
+                try:
+                    hook(timeline, room)
+                except Exception:
+                    logger.exception("persist hook failed")
         if not backfilled and (timeline or changed_members or notify_users):
             extra = {e.state_key for e in member_events.values()} | notify_users
             extra |= {

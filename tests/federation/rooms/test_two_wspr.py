@@ -23,6 +23,7 @@ class SyncWatcher:
         self.timeline: dict[str, list[dict[str, Any]]] = {}
         self.ephemeral: dict[str, list[dict[str, Any]]] = {}
         self.invites: dict[str, Any] = {}
+        self.unread: dict[str, Any] = {}
 
     async def step(self, timeout: int = 500) -> None:
         # a big timeline limit so that a busy room's sync is never "limited" (gappy)
@@ -32,6 +33,8 @@ class SyncWatcher:
         for room_id, room in rooms.get("join", {}).items():
             self.timeline.setdefault(room_id, []).extend(room.get("timeline", {}).get("events", []))
             self.ephemeral.setdefault(room_id, []).extend(room.get("ephemeral", {}).get("events", []))
+            if room.get("unread_notifications"):
+                self.unread[room_id] = room["unread_notifications"]
         self.invites.update(rooms.get("invite", {}))
 
     async def until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -102,6 +105,8 @@ class TwoWsprRoomsTest(ServersMixin, unittest.TestCase):
         expected = {f"from alice {i}" for i in range(5)} | {f"from bob {i}" for i in range(5)}
         await alice_sync.until(lambda: expected <= set(alice_sync.bodies(room_id)))
         await bob_sync.until(lambda: expected <= set(bob_sync.bodies(room_id)))
+        # push rules ran on the remote messages: they count as unread
+        await alice_sync.until(lambda: alice_sync.unread.get(room_id, {}).get("notification_count", 0) > 0)
 
         # typing and receipts cross
         await alice.put(f"/rooms/{quote(room_id)}/typing/{quote(alice.user_id)}", {"typing": True, "timeout": 20000})
