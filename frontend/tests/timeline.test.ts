@@ -109,3 +109,12 @@ describe("dayLabel", () => {
     expect(dayLabel(new Date(2026, 5, 1).getTime(), now)).toMatch(/1/);
   });
 });
+
+import { formatBytes } from "../src/components/Message";
+describe("formatBytes", () => {
+  it("reads well", () => {
+    expect(formatBytes(16)).toBe("16 bytes");
+    expect(formatBytes(1536)).toBe("1.5 KB");
+    expect(formatBytes(5 * 1024 * 1024)).toBe("5.0 MB");
+  });
+});

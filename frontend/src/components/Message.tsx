@@ -186,7 +186,7 @@ function FileBody({ client, content }: { client: MatrixClient; content: Record<s
       <IconFile />
       <div className="file-meta">
         <strong className="ellipsis">{content.body}</strong>
-        <span className="muted small">{size ? `${(size / 1024).toFixed(size > 1024 * 1024 ? 0 : 1)} KB` : ""}{content.file ? " · encrypted" : ""}</span>
+        <span className="muted small">{size != null ? formatBytes(size) : ""}{content.file ? " · encrypted" : ""}</span>
         {error && <span className="small error-text">{error}</span>}
       </div>
       {url ? (
@@ -199,3 +199,9 @@ function FileBody({ client, content }: { client: MatrixClient; content: Record<s
 }
 
 export const Message = MessageImpl;
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} byte${n === 1 ? "" : "s"}`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10 * 1024 ? 1 : 0)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
