@@ -279,7 +279,7 @@ class FederationHistory:
         except (MatrixError, AttributeError) as e:
             logger.info("state_ids at %s from %s failed: %s", ev.event_id, origin, e)
             return None
-        fetched = await ingest.fetch_events(room, set(state_ids) | set(auth_ids), origin)
+        fetched = await ingest.fetch_events(room, set(state_ids) | set(auth_ids), origin, state_at=ev.event_id)
         await ingest.persist_outliers(room, list(fetched.values()), dict(fetched))
         known = await self.store.get_events(state_ids)
         state: StateMap = {e.state_pair: e.event_id for e in known.values() if e.is_state}

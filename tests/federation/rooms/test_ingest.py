@@ -51,9 +51,13 @@ class FakeRemote:
         self.events: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
         self.state_for_ids: dict[Any, str] = {}
+        self.state_at: dict[str, list[str]] = {}  # event id -> ids of the state before it
+        self.no_missing_events = False
 
     async def request(self, destination: str, method: str, path: str, query: Any = None, body: Any = None, **kw: Any) -> Any:
         self.requests.append(path)
+        if "/get_missing_events/" in path and self.no_missing_events:
+            return {"events": []}
         if "/get_missing_events/" in path:
             latest = body["latest_events"]
             earliest = set(body["earliest_events"])
@@ -69,6 +73,11 @@ class FakeRemote:
                     out.append(self.events[p])
                     frontier.append(p)
             return {"events": sorted(out, key=lambda e: e["depth"])}
+        if "/state/" in path and query and query.get("event_id") in self.state_at:
+            ids = self.state_at[query["event_id"]]
+            return {"pdus": [self.events[i] for i in ids if i in self.events], "auth_chain": []}
+        if "/state_ids/" in path and query and query.get("event_id") in self.state_at:
+            return {"pdu_ids": list(self.state_at[query["event_id"]]), "auth_chain_ids": []}
         if "/state_ids/" in path:
             # eve only sends messages: the state at any of her events is the room's state
             # when the test set it (``state_for_ids``)
@@ -396,3 +405,26 @@ class IngestTest(unittest.TestCase):
         self.assertNotIn("before eve", [p["content"].get("body") for p in missing["events"]])
         ids = await history.on_state_ids(REMOTE, room_id, after)
         self.assertIn(join["_id"], ids["pdu_ids"])
+
+    async def test_gap_with_unknown_state_fetched_in_bulk(self) -> None:
+        await self._setup()
+        # eve makes 30 state events we never see, then a message on top of them
+        await self.alice.put(
+            f"/rooms/{self.room_id}/state/m.room.power_levels/",
+            {"users": {self.alice.user_id: 100, self.eve: 50}, "events_default": 0, "state_default": 50},
+        )
+        state = dict(self.room.state)
+        prev = sorted(self.room.extremities)
+        for i in range(30):
+            ev = self.make(type="org.example.item", state_key=f"k{i}", content={"i": i}, prev_events=prev, auth_state=state)
+            self.remote.state_at[ev["_id"]] = list(state.values())
+            state = {**state, ("org.example.item", f"k{i}"): ev["_id"]}
+            prev = [ev["_id"]]
+        msg = self.make(prev_events=prev, auth_state=state, content={"msgtype": "m.text", "body": "after the gap"})
+        self.remote.no_missing_events = True
+        self.assertEqual(await self.receive(msg), {msg["_id"]: None})
+        self.assertTrue(any("/state/" in p for p in self.remote.requests), self.remote.requests)
+        self.assertEqual(len([p for p in self.remote.requests if "/event/" in p]), 1)  # the gap's edge only
+        # the room's state now has eve's items (resolved with our branch)
+        self.assertIn(("org.example.item", "k29"), self.room.state)
+        self.assertEqual(self.room.state, await self.hs.store.get_current_state_ids(self.room_id))
