@@ -15,6 +15,7 @@ def register_client_servlets(hs: "HomeServer", router: Router) -> None:
     from homeserver.rest.client import (
         account,
         account_data,
+        compat,
         devices,
         directory,
         events,
@@ -33,7 +34,7 @@ def register_client_servlets(hs: "HomeServer", router: Router) -> None:
         versions,
     )
 
-    for module in (versions, account, devices, profile, rooms, events, sync, directory, account_data, presence, filters, push_rules, media, matrixrtc, keys, room_keys, to_device, user_directory, admin):
+    for module in (versions, account, devices, profile, rooms, events, sync, directory, account_data, presence, filters, push_rules, media, matrixrtc, keys, room_keys, to_device, user_directory, compat, admin):
         module.register(hs, router)
     for extra in hs.extra_servlets:
         extra(hs, router)
