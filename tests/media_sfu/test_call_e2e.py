@@ -253,3 +253,41 @@ def rtc_kind_video():
     from livekit import rtc
 
     return rtc.TrackKind.KIND_VIDEO
+
+
+class DropTest(unittest.TestCase):
+    """A client process that dies (SIGKILL, no leave) is gone for the others within seconds."""
+
+    def test_killed_client_is_cleaned_up(self):
+        async def scenario():
+            import os
+            import signal
+            import sys
+            import time
+
+            root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            server = await start_sfu()
+            stay = CallClient("stayer", 0)
+            proc = None
+            try:
+                await stay.join(server.url, "crashy")
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "tests.media_sfu.dropper", server.url, "crashy", cwd=root,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+                line = await asyncio.wait_for(proc.stdout.readline(), 30)
+                self.assertEqual(line.strip(), b"READY")
+                self.assertTrue(await wait_for(lambda: stay.rx("dropper", "video").video_frames > 5, 15))
+                t0 = time.monotonic()
+                proc.send_signal(signal.SIGKILL)
+                await proc.wait()
+                self.assertTrue(await wait_for(lambda: "dropper" in stay.disconnected_peers, 10))
+                self.assertLess(time.monotonic() - t0, 5)
+                self.assertEqual([p.identity for p in server.rooms.get("crashy").participants.values()], ["stayer"])
+            finally:
+                if proc is not None and proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+                await stay.leave()
+                await server.stop()
+
+        run(scenario(), timeout=90)

@@ -13,6 +13,8 @@ import urllib.request
 
 from twisted.trial import unittest
 
+from .asyncio_helper import run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -22,6 +24,21 @@ def free_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+async def _join_once(url: str) -> str:
+    import aiohttp
+    from livekit.protocol import rtc
+
+    from media_sfu.tokens import mint_access_token
+
+    token = mint_access_token("wspr", "q" * 32, "alice", "room")
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{url}/rtc", headers={"Authorization": f"Bearer {token}"})
+        msg = await ws.receive()
+        join = rtc.SignalResponse.FromString(msg.data).join
+        await ws.close()
+        return join.participant.sid[:3]
 
 
 class ThreadTests(unittest.TestCase):
@@ -69,6 +86,8 @@ class ProcessTests(unittest.TestCase):
                     if time.monotonic() > deadline or proc.poll() is not None:
                         self.fail(f"SFU did not come up: {proc.stdout.read().decode() if proc.poll() is not None else ''}")
                     time.sleep(0.1)
+            # a client joins the child process over LiveKit signalling
+            self.assertEqual(run(_join_once(f"ws://127.0.0.1:{port}"), 20), "PA_")
             proc.send_signal(signal.SIGTERM)
             self.assertEqual(proc.wait(timeout=10), 0)
         finally:
