@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from typing import Any
 from urllib.parse import quote
 
-from twisted.internet import defer, threads
+from twisted.internet import defer, reactor, task, threads
 from twisted.trial import unittest
 
 from tests.support.wspr import MatrixClient, start_homeserver
@@ -402,6 +403,30 @@ class NastyInputsTest(unittest.TestCase):
         extremities = await server.hs.store.get_forward_extremities(rid) if hasattr(server.hs.store, "get_forward_extremities") else None
         if extremities is not None:
             self.assertEqual(len(extremities), 1, extremities)
+
+
+class AbandonedLongPollTest(unittest.TestCase):
+    async def test_client_hanging_up_mid_sync_leaves_nothing_behind(self) -> None:
+        """A client that closes its connection during a long-poll /sync (app closed,
+        network switch) must not leave the wait parked until its timeout; trial fails
+        the test on the leftover timer if it does."""
+        server = await start_homeserver(self)
+        alice = await MatrixClient.register(server.base_url, "alice")
+        since = (await alice.sync())["next_batch"]
+
+        def hang_up() -> None:
+            with socket.create_connection(("127.0.0.1", server.hs.client_port), timeout=10) as sock:
+                sock.sendall(
+                    f"GET {V3}/sync?timeout=60000&since={q(since)} HTTP/1.1\r\nHost: localhost\r\n"
+                    f"Authorization: Bearer {alice.access_token}\r\n\r\n".encode()
+                )
+                time.sleep(0.5)  # the server is now waiting for events
+
+        await threads.deferToThread(hang_up)
+        await task.deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(server.hs.notifier._waiters, {})
+        # The server still answers syncs normally.
+        self.assertIn("next_batch", await alice.sync(since=since))
 
 
 class NastyInputsPostgresTest(NastyInputsTest):
