@@ -9,7 +9,6 @@ If an aiortc upgrade renames or changes what aiortc_tap touches, these tests fai
 from __future__ import annotations
 
 import asyncio
-import fractions
 import re
 import struct
 
