@@ -55,12 +55,25 @@ function pyEditYaml(file, pythonSnippet) {
   execFileSync(join(venvBin, "python"), ["-c", code, file], { stdio: "inherit" });
 }
 
+const children = new Set();
+process.on("exit", () => {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+});
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.once(sig, () => {
+    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    process.exit(130);
+  });
+}
+
 function spawnLogged(cmd, args, opts, logFile) {
   const fd = (() => {
     writeFileSync(logFile, "");
     return logFile;
   })();
   const proc = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"], detached: false });
+  children.add(proc);
+  proc.once("exit", () => children.delete(proc));
   const append = (d) => {
     try {
       writeFileSync(fd, d, { flag: "a" });
@@ -112,7 +125,10 @@ c.pop('log_config')
   const logFile = join(workDir, "synapse.log");
   const proc = spawnLogged(join(venvBin, "python"), ["-m", "synapse.app.homeserver", "-c", cfg], { cwd: dir }, logFile);
   const baseUrl = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${baseUrl}/_matrix/client/versions`, 60000, proc, logFile);
+  await waitForHttp(`${baseUrl}/_matrix/client/versions`, 60000, proc, logFile).catch(async (e) => {
+    await stopProc(proc); // never leave a half-started server behind
+    throw e;
+  });
   return { kind: "synapse", baseUrl, appUrl: null, logFile, stop: () => stopProc(proc) };
 }
 
@@ -139,7 +155,10 @@ if isinstance(c.get('sfu'), dict): c['sfu']['port'] = ${sfuPort}
   const logFile = join(workDir, "wspr.log");
   const proc = spawnLogged(wspr, ["run", "-c", cfg], { cwd: dir, env: { ...process.env, WSPR_WEB_ROOT: join(frontendDir, "dist") } }, logFile);
   const baseUrl = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${baseUrl}/_matrix/client/versions`, 60000, proc, logFile);
+  await waitForHttp(`${baseUrl}/_matrix/client/versions`, 60000, proc, logFile).catch(async (e) => {
+    await stopProc(proc); // never leave a half-started server behind
+    throw e;
+  });
   // WSPR serves the PWA itself at / (from frontend/dist). "localhost" so the service worker gets a secure context.
   let appUrl = `http://localhost:${port}/`;
   const index = await fetch(appUrl).then((r) => (r.ok ? r.text() : ""), () => "");
