@@ -51,8 +51,24 @@ class RoomCreationHandler:
     def __init__(self, hs: "HomeServer") -> None:
         self.hs = hs
         self.store = hs.store
+        self._aliases_in_creation: set[str] = set()
 
     async def create_room(self, requester: "Requester", body: dict[str, Any]) -> dict[str, Any]:
+        # Two requests for one alias at once (a double-click, a client retry) both passed
+        # the "alias free?" check and both made a room, the second without its alias:
+        # reserve the name for the duration of the creation.
+        name = body.get("room_alias_name")
+        if not isinstance(name, str) or not name:
+            return await self._create_room(requester, body)
+        if name in self._aliases_in_creation:
+            raise MatrixError(400, "M_ROOM_IN_USE", "Room alias already taken")
+        self._aliases_in_creation.add(name)
+        try:
+            return await self._create_room(requester, body)
+        finally:
+            self._aliases_in_creation.discard(name)
+
+    async def _create_room(self, requester: "Requester", body: dict[str, Any]) -> dict[str, Any]:
         user_id = requester.user_id
         version_id = body.get("room_version", self.hs.config.default_room_version)
         if not isinstance(version_id, str) or version_id not in KNOWN_ROOM_VERSIONS:
