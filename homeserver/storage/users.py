@@ -72,9 +72,16 @@ class UserStore:
         is_guest: bool = False,
         displayname: str | None = None,
     ) -> bool:
-        return await self.db.write(
-            create_user_txn, user_id, password_hash, is_admin, is_guest, displayname, name="create_user"
-        )
+        try:
+            return await self.db.write(
+                create_user_txn, user_id, password_hash, is_admin, is_guest, displayname, name="create_user"
+            )
+        except Exception as e:
+            # Two registrations of one name at once both pass the SELECT; on PostgreSQL the
+            # second INSERT then hits the primary key. That is "taken", not a server error.
+            if type(e).__name__ in ("IntegrityError", "UniqueViolation"):
+                return False
+            raise
 
     async def get_user(self, user_id: str) -> UserRecord | None:
         return await self.db.read(
