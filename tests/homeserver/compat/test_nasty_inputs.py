@@ -405,6 +405,37 @@ class NastyInputsTest(unittest.TestCase):
             self.assertEqual(len(extremities), 1, extremities)
 
 
+class ConcurrentCreationTest(unittest.TestCase):
+    database = "sqlite"
+
+    async def test_one_alias_one_room(self) -> None:
+        """Ten createRooms for one alias at once: one room, the rest M_ROOM_IN_USE."""
+        server = await start_homeserver(self)
+        alice = await MatrixClient.register(server.base_url, "alice")
+        results = await defer.gatherResults(
+            [defer.ensureDeferred(alice.raw("POST", f"{V3}/createRoom", {"room_alias_name": "same"})) for _ in range(10)]
+        )
+        created = [body["room_id"] for code, body in results if code == 200]
+        self.assertEqual(len(created), 1, results)
+        self.assertEqual({body.get("errcode") for code, body in results if code != 200}, {"M_ROOM_IN_USE"})
+        self.assertEqual((await alice.get("/joined_rooms"))["joined_rooms"], created)
+        self.assertEqual((await alice.get(f"/directory/room/{q('#same:localhost')}"))["room_id"], created[0])
+        # Registering one name ten times at once: one account.
+        anon = MatrixClient(server.base_url)
+
+        async def register() -> int:
+            session = (await anon.raw("POST", f"{V3}/register", {}))[1]["session"]
+            body = {"username": "twin", "password": "pw pw pw", "auth": {"type": "m.login.dummy", "session": session}}
+            return (await anon.raw("POST", f"{V3}/register", body))[0]
+
+        codes = await defer.gatherResults([defer.ensureDeferred(register()) for _ in range(10)])
+        self.assertEqual(sorted(codes), [200] + [400] * 9)
+
+
+class ConcurrentCreationPostgresTest(ConcurrentCreationTest):
+    database = "postgresql"
+
+
 class AbandonedLongPollTest(unittest.TestCase):
     async def test_client_hanging_up_mid_sync_leaves_nothing_behind(self) -> None:
         """A client that closes its connection during a long-poll /sync (app closed,
