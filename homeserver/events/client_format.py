@@ -30,6 +30,10 @@ def client_event(
     else:
         out.pop("room_id", None)
     out.setdefault("content", {})
+    if out.get("type") == "m.room.redaction" and "redacts" not in out and isinstance(out["content"].get("redacts"), str):
+        # Room v11 moved `redacts` into content; the client-server spec asks servers to
+        # keep serving it at the top level too, and matrix-js-sdk reads only that.
+        out["redacts"] = out["content"]["redacts"]
     if out.get("type") == "m.room.redaction":
         _both_redacts(out)
     unsigned: dict[str, Any] = {}

@@ -447,6 +447,7 @@ class SyncHandler:
                     changed.add(ev.state_key or "")
                 elif ev.state_key not in shared:
                     left.add(ev.state_key or "")
-        changed.discard(user_id)
+        # A user's own device changes stay in `changed` (as Synapse does): their other
+        # sessions learn about a new device this way, e.g. to verify it.
         left.discard(user_id)
         return {"changed": sorted(changed - left), "left": sorted(left - changed)}

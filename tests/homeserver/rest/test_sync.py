@@ -150,6 +150,27 @@ class SyncTest(unittest.TestCase):
         self.assertEqual(room["summary"]["m.joined_member_count"], 5)
 
 
+    async def test_own_new_device_in_device_lists(self) -> None:
+        server, alice, bob, rid = await self._pair()
+        first = await alice.sync()
+        await MatrixClient.login(server.base_url, "alice", "correct horse")
+        result = await alice.sync(since=first["next_batch"], timeout=5000)
+        # Alice's first session must hear about her new device (to verify it).
+        self.assertIn(alice.user_id, result["device_lists"]["changed"])
+        bob_view = await bob.sync(since=first["next_batch"])
+        self.assertIn(alice.user_id, bob_view["device_lists"]["changed"])
+
+    async def test_v11_redaction_has_top_level_redacts(self) -> None:
+        server, alice, bob, rid = await self._pair()
+        first = await bob.sync()
+        target = await alice.send_message(rid, "oops")
+        await alice.put(f"/rooms/{rid}/redact/{target}/r1", {})
+        result = await bob.sync(since=first["next_batch"])
+        redaction = [e for e in result["rooms"]["join"][rid]["timeline"]["events"] if e["type"] == "m.room.redaction"][0]
+        self.assertEqual(redaction["redacts"], target)
+        self.assertEqual(redaction["content"]["redacts"], target)
+
+
 # The same behaviour on PostgreSQL, the production store.
 
 
