@@ -277,11 +277,30 @@ class Database:
 
     def write(self, fn: Callable[..., T], *args: Any, name: str = "write") -> "defer.Deferred[T]":
         """Runs ``fn(txn, *args)`` in one write transaction off the reactor thread."""
+        if self.dialect is not SQLITE:
+            return threads.deferToThreadPool(
+                self._reactor, self._write_pool, self.run_sync, _one_writer, fn, *args, name=name
+            )
         return threads.deferToThreadPool(self._reactor, self._write_pool, self.run_sync, fn, *args, name=name)
 
     def read(self, fn: Callable[..., T], *args: Any, name: str = "read") -> "defer.Deferred[T]":
         """Runs ``fn(txn, *args)`` in a read transaction off the reactor thread."""
         return threads.deferToThreadPool(self._reactor, self._read_pool, self.run_read_sync, fn, *args, name=name)
+
+
+# Any constant: the key of the advisory lock every PostgreSQL write transaction takes.
+_WRITE_LOCK_KEY = 0x5753_5052  # "WSPR"
+
+
+def _one_writer(txn: Txn, fn: Callable[..., T], *args: Any) -> T:
+    """The storage code is written for SQLite's one writer at a time (BEGIN IMMEDIATE):
+    select-then-insert of users, aliases, filters, push rules, backup versions. On
+    PostgreSQL the pool's writers ran side by side under READ COMMITTED, so two
+    concurrent requests both passed the SELECT and one died on the unique key (a 500).
+    A transaction-scoped advisory lock gives PostgreSQL the same one-writer order;
+    reads do not take it."""
+    txn.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK_KEY,))
+    return fn(txn, *args)
 
 
 def _postgres_dsn(url: str) -> str:
