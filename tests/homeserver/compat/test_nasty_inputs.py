@@ -431,6 +431,30 @@ class ConcurrentCreationTest(unittest.TestCase):
         codes = await defer.gatherResults([defer.ensureDeferred(register()) for _ in range(10)])
         self.assertEqual(sorted(codes), [200] + [400] * 9)
 
+    async def test_concurrent_writes_of_one_key(self) -> None:
+        """Select-then-insert writes raced on PostgreSQL (one died on the unique key)."""
+        server = await start_homeserver(self)
+        alice = await MatrixClient.register(server.base_url, "alice")
+        rid = (await alice.post("/createRoom", {}))["room_id"]
+
+        async def burst(method: str, path: str, body: Any) -> list[int]:
+            results = await defer.gatherResults(
+                [defer.ensureDeferred(alice.raw(method, V3 + path, body)) for _ in range(10)]
+            )
+            codes = [code for code, _ in results]
+            self.assertFalse([c for c in codes if c >= 500], f"{method} {path}: {results}")
+            return codes
+
+        self.assertEqual(sorted(await burst("PUT", f"/directory/room/{q('#one:localhost')}", {"room_id": rid})), [200] + [409] * 9)
+        await burst("POST", f"/user/{q(alice.user_id)}/filter", {"room": {"timeline": {"limit": 5}}})
+        filter_ids = [(await alice.post(f"/user/{q(alice.user_id)}/filter", {}))["filter_id"] for _ in range(2)]
+        self.assertEqual(int(filter_ids[1]), int(filter_ids[0]) + 1)
+        self.assertEqual(int(filter_ids[0]), 11)  # ten distinct filters were stored
+        await burst("PUT", "/pushrules/global/override/one", {"actions": ["notify"], "conditions": []})
+        rules = (await alice.get("/pushrules/"))["global"]["override"]
+        self.assertEqual([r["rule_id"] for r in rules].count("one"), 1)
+        await burst("POST", "/room_keys/version", {"algorithm": "m.megolm_backup.v1.curve25519-aes-sha2", "auth_data": {"public_key": "abc"}})
+
 
 class ConcurrentCreationPostgresTest(ConcurrentCreationTest):
     database = "postgresql"
