@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from twisted.internet import defer
 
+from homeserver.http.server import close_listener
+
 if TYPE_CHECKING:
     from homeserver.app import HomeServer
 
@@ -53,7 +55,7 @@ def setup_federation(hs: "HomeServer") -> None:
         await sender.stop()
         port, hs.federation_listener = hs.federation_listener, None  # type: ignore[attr-defined]
         if port is not None:
-            await defer.maybeDeferred(port.stopListening)
+            await close_listener(port)
         await transport.close()
 
     hs.startup_hooks.append(startup)

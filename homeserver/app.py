@@ -15,7 +15,7 @@ from twisted.internet import defer, reactor as default_reactor
 from twisted.internet.interfaces import IListeningPort
 
 from homeserver.config import HomeServerConfig
-from homeserver.http.server import Router, Site
+from homeserver.http.server import Router, Site, close_listener
 from homeserver.notifier import Notifier
 from homeserver.protocol.signing import read_signing_keys
 from homeserver.ratelimit import RateLimiter
@@ -159,7 +159,7 @@ class HomeServer:
 
     async def stop(self) -> None:
         for port in self.listening_ports:
-            await defer.maybeDeferred(port.stopListening)
+            await close_listener(port)
         self.listening_ports.clear()
         self.db.close()
 

@@ -189,10 +189,45 @@ class Router(resource.Resource):
 
 
 class Site(server.Site):
-    """A Twisted site that does not log every request through twisted's logger."""
+    """A Twisted site that does not log every request through twisted's logger, and that
+    can drop its open connections at shutdown (stopListening leaves them open, and a
+    peer's request on one would then wait on a server whose database is gone)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.open_connections: set[Any] = set()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        proto = super().buildProtocol(addr)
+        if proto is not None:
+            self.open_connections.add(proto)
+            lost = proto.connectionLost
+
+            def connection_lost(reason: Any, _lost: Any = lost, _proto: Any = proto) -> None:
+                self.open_connections.discard(_proto)
+                _lost(reason)
+
+            proto.connectionLost = connection_lost
+        return proto
+
+    def abort_connections(self) -> None:
+        for proto in list(self.open_connections):
+            transport = getattr(proto, "transport", None)
+            if transport is not None:
+                transport.abortConnection()
+        self.open_connections.clear()
 
     def log(self, request: Request) -> None:
         pass
+
+
+async def close_listener(port: Any) -> None:
+    """Stops listening and drops the connections still open on that port."""
+    await defer.maybeDeferred(port.stopListening)
+    site = getattr(port, "factory", None)
+    site = getattr(site, "wrappedFactory", site)  # TLS listeners wrap the site
+    if isinstance(site, Site):
+        site.abort_connections()
 
 
 def client_ip(request: Request) -> str:
