@@ -260,3 +260,68 @@ async def _sync_receipt(client: MatrixClient, room_id: str, event_id: str, user_
         if ev["type"] == "m.receipt" and user_id in ev["content"].get(event_id, {}).get("m.read", {}):
             return True
     return False
+
+
+class SynapseCatchUpTest(unittest.TestCase):
+    """Each side goes away while the other sends; everything arrives once it is back."""
+
+    timeout = 240
+    if synapse is None:
+        skip = "matrix-synapse is not installed"
+
+    async def test_outages_both_ways(self) -> None:
+        from federation.transport.server import start_federation_listener
+
+        workdir = tempfile.mkdtemp(prefix="wspr-fed-synapse-")
+        syn = SynapseServer(workdir)
+        self.addCleanup(shutil.rmtree, workdir, True)
+        self.addCleanup(syn.stop_async)
+        await syn.start_async()
+        wspr = await start_federating(self)
+        if wspr.hs.membership.remote_join is None:
+            raise unittest.SkipTest("federated joins are not available")
+        reg = await syn.register_user_async("sam", "sam-pw")
+        sam = MatrixClient(syn.client_url, reg["access_token"], reg["user_id"])
+        room_id = (await sam.post("/createRoom", {"preset": "public_chat"}))["room_id"]
+        alice = await MatrixClient.register(wspr.base_url, "alice")
+        await alice.post(f"/join/{quote(room_id)}?server_name={quote(syn.server_name)}", {})
+
+        async def sam_has(eid: str) -> bool:
+            try:
+                await sam.get(f"/rooms/{quote(room_id)}/event/{quote(eid)}")
+                return True
+            except MatrixRequestError:
+                return False
+
+        async def alice_has(eid: str) -> bool:
+            return await wspr.hs.store.get_event(eid) is not None
+
+        first = await alice.send_message(room_id, "before")
+        await wait_for(lambda: sam_has(first), timeout=30)
+        # Synapse only catches a destination up from its last successful PDU transaction
+        reply = await sam.send_message(room_id, "before too")
+        await wait_for(lambda: alice_has(reply), timeout=30)
+
+        # Synapse is down while alice writes; WSPR backs off, then delivers after the restart
+        await syn.stop_async()
+        await wspr.hs.federation.transport.pool.closeCachedConnections()
+        sent = [await alice.send_message(room_id, f"while synapse was down {i}") for i in range(5)]
+        await wait_for(lambda: wspr.hs.federation_sender.retry_state(syn.server_name)[1] > 0, timeout=20)
+        await syn.start_async()
+        for eid in sent:
+            await wait_for(lambda: sam_has(eid), timeout=60)
+
+        # WSPR's federation port is down while sam writes; Synapse catches up afterwards
+        await wspr.hs.federation_listener.stopListening()
+        wspr.hs.federation_listener = None
+        from_sam = [await sam.send_message(room_id, f"while wspr was down {i}") for i in range(3)]
+        await syn.stop_async()  # drop Synapse's kept-alive connections to us too
+        await syn.start_async()
+        wspr.hs.federation_listener = start_federation_listener(wspr.hs)
+        # anything from us makes Synapse retry at once (it resets its backoff on contact)
+        await alice.put(f"/rooms/{quote(room_id)}/typing/{quote(alice.user_id)}", {"typing": True, "timeout": 1000})
+        # Synapse catches up with its newest event; the earlier ones we pull (get_missing_events)
+        await wait_for(lambda: alice_has(from_sam[-1]), timeout=90)
+        for eid in from_sam:
+            await wait_for(lambda: alice_has(eid), timeout=30)
+        await alice.put(f"/rooms/{quote(room_id)}/typing/{quote(alice.user_id)}", {"typing": False})
