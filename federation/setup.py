@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from twisted.internet import defer
-
 from homeserver.http.server import close_listener
 
 if TYPE_CHECKING:

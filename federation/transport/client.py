@@ -19,7 +19,7 @@ import treq
 from OpenSSL import SSL
 from treq.client import HTTPClient
 from twisted.internet import defer, ssl, threads
-from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
 from twisted.web.client import Agent, HTTPConnectionPool, RequestTransmissionFailed, ResponseNeverReceived
 from twisted.web.http_headers import Headers
@@ -269,7 +269,7 @@ class FederationTransport:
             uri += "?" + urlencode({k: v for k, v in query.items() if v is not None}, doseq=True)
         auth = sign_request(self.hs.signing_key, self.hs.server_name, destination, method, uri, body)
         try:
-            delegated = await self.hs_discovery_name(destination)
+            delegated = await self._delegated_name(destination)
         except Exception as e:
             raise FederationUnreachable(destination, f"discovery failed: {e}") from None
         headers = Headers(
@@ -328,5 +328,5 @@ class FederationTransport:
             except Exception as e:
                 raise FederationUnreachable(destination, _reason(e)) from None
 
-    async def hs_discovery_name(self, destination: str) -> str:
+    async def _delegated_name(self, destination: str) -> str:
         return await self.discovery.delegated_name(destination)

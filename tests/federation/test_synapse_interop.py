@@ -9,7 +9,6 @@ from urllib.parse import quote
 
 from twisted.trial import unittest
 
-from federation.errors import FederationError
 from tests.federation.helpers import start_federating, wait_for
 from tests.support.synapse import SynapseServer
 from tests.support.wspr import MatrixClient, MatrixRequestError

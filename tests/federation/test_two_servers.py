@@ -6,16 +6,12 @@ from urllib.parse import quote
 
 from twisted.trial import unittest
 
-from federation.errors import FederationError
-from tests.federation.helpers import start_federating, wait_for
+from tests.federation.helpers import start_federating
 from tests.support.wspr import MatrixClient, MatrixRequestError
 
 
 class TwoServersTest(unittest.TestCase):
     timeout = 60
-
-    async def asyncSetUp(self) -> None:
-        pass
 
     async def _servers(self):
         a = await start_federating(self)
