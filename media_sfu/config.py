@@ -55,6 +55,9 @@ class SFUConfig:
     # LiveKit's defaults; clients reconnect if they hear nothing for ping_timeout seconds
     ping_interval: int = 5
     ping_timeout: int = 15
+    # connected clients get a fresh access token this often (SignalResponse.refresh_token), so a
+    # rejoin after the original token expired (calls longer than its TTL) still works
+    token_refresh_interval: float = 600.0
     # at most one PLI per publisher track per this many seconds, however many subscribers ask
     pli_interval: float = 0.5
     # period of active-speaker updates
@@ -81,7 +84,7 @@ class SFUConfig:
             raise ValueError("sfu: must be a mapping")
         known = {
             "enabled", "bind_address", "port", "public_url", "api_key", "api_secret", "rtc",
-            "ice_servers", "ping_interval", "ping_timeout", "pli_interval",
+            "ice_servers", "ping_interval", "ping_timeout", "pli_interval", "token_refresh_interval",
             "speaker_interval", "log_level", "debug_stats", "simulcast", "dynacast",
         }
         unknown = sorted(set(d) - known)
@@ -153,6 +156,7 @@ class SFUConfig:
         if ping_timeout <= ping_interval:
             raise ValueError("sfu.ping_timeout: must be greater than ping_interval")
         pli_interval = _float(d, "pli_interval", defaults.pli_interval, 0, 60)
+        token_refresh_interval = _float(d, "token_refresh_interval", defaults.token_refresh_interval, 1, 86400)
         speaker_interval = _float(d, "speaker_interval", defaults.speaker_interval, 0.05, 60)
         log_level = _str(d, "log_level", defaults.log_level).upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -168,7 +172,7 @@ class SFUConfig:
             enabled=enabled, bind_address=bind_address, port=port, public_url=public_url,
             api_key=api_key, api_secret=api_secret, rtc=rtc, ice_servers=tuple(servers),
             ping_interval=ping_interval, ping_timeout=ping_timeout,
-            pli_interval=pli_interval,
+            pli_interval=pli_interval, token_refresh_interval=token_refresh_interval,
             speaker_interval=speaker_interval, log_level=log_level,
         )
 

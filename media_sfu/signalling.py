@@ -20,7 +20,7 @@ from autobahn.websocket.types import ConnectionDeny
 from livekit.protocol import models, rtc
 
 from .participant import Participant
-from .tokens import AccessClaims, TokenError, verify_access_token
+from .tokens import AccessClaims, TokenError, mint_access_token, verify_access_token
 
 if TYPE_CHECKING:
     from .server import SFUServer
@@ -225,6 +225,7 @@ class SignalProtocol(WebSocketServerProtocol):
         )
         self.send_response(rtc.SignalResponse(join=join))
         room.activate(p)
+        refresher = asyncio.ensure_future(self._refresh_tokens(p))
         try:
             while True:
                 data = await self._queue.get()
@@ -243,9 +244,27 @@ class SignalProtocol(WebSocketServerProtocol):
                 if leave:
                     break
         finally:
+            refresher.cancel()
             await room.remove(p)
             if not self._gone:
                 self.sendClose()
+
+    async def _refresh_tokens(self, p: Participant) -> None:
+        """LiveKit semantics: hand out a fresh token with the same grants now and then."""
+        claims = self.claims
+        assert claims is not None
+        cfg = self.sfu.config
+        g = claims.video
+        while True:
+            await asyncio.sleep(cfg.token_refresh_interval)
+            token = mint_access_token(
+                cfg.api_key, cfg.api_secret, claims.identity, g.room,
+                name=p.name or None, ttl=max(3600, int(2 * cfg.token_refresh_interval)),
+                can_create_room=g.room_create, can_publish=g.can_publish, can_subscribe=g.can_subscribe,
+                can_publish_data=g.can_publish_data, can_update_own_metadata=g.can_update_own_metadata,
+                hidden=g.hidden, metadata=p.metadata or None, attributes=p.attributes or None,
+            )
+            self.send_response(rtc.SignalResponse(refresh_token=token))
 
     async def _drop(self, p: Participant) -> None:
         log.info("%s: peer connection failed, removing", p.identity)

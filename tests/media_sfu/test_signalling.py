@@ -212,6 +212,33 @@ class LifecycleTests(unittest.TestCase):
 
         run(scenario(), 30)
 
+    def test_token_refresh(self):
+        async def scenario():
+            from media_sfu.tokens import verify_access_token
+
+            server = await start_sfu(token_refresh_interval=1)
+            try:
+                async with aiohttp.ClientSession() as session:
+                    t = token("carol", "r", name="Carol", can_create_room=False, can_publish=False)
+                    # the room must exist for a token without roomCreate
+                    a = await session.ws_connect(f"{server.url}/rtc?access_token={token('a')}")
+                    await recv(a, "join")
+                    c = await session.ws_connect(f"{server.url}/rtc?access_token={t}")
+                    await recv(c, "join")
+                    fresh = (await recv(c, "refresh_token", timeout=5)).refresh_token
+                    claims = verify_access_token(fresh, {API_KEY: API_SECRET})
+                    self.assertEqual((claims.identity, claims.name, claims.video.room), ("carol", "Carol", "r"))
+                    # same grants, no escalation
+                    self.assertFalse(claims.video.can_publish)
+                    self.assertFalse(claims.video.room_create)
+                    self.assertGreater(claims.expires_at, verify_access_token(t, {API_KEY: API_SECRET}).expires_at - 3600)
+                    await a.close()
+                    await c.close()
+            finally:
+                await server.stop()
+
+        run(scenario(), 30)
+
     def test_shutdown_tells_clients(self):
         async def scenario():
             server = await start_sfu()
