@@ -66,3 +66,7 @@ class JsSdkTest(unittest.TestCase):
         self.assertIn("OK ", output)
         # The run really reached the end of the scenario, not an early exit.
         self.assertIn("scrollback from a fresh client", output)
+
+
+class JsSdkPostgresTest(JsSdkTest):
+    database = "postgresql"
