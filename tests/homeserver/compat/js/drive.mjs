@@ -283,6 +283,34 @@ async function main() {
     check(room2.name === "Renamed", `room name at bob2: ${room2.name}`);
     bob2.stopClient();
 
+    step("profile, tags, account data, directory, media, push rules");
+    await bob.setDisplayName("Bob B");
+    await until("alice sees bob's new name", () => alice.getRoom(roomId)?.getMember(bobId)?.name === "Bob B");
+    check((await alice.getProfileInfo(bobId)).displayname === "Bob B", "profile lookup");
+    await bob.setRoomTag(roomId, "m.favourite", { order: 0.5 });
+    await until("bob's tag in his sync", () => bob.getRoom(roomId)?.tags?.["m.favourite"]?.order === 0.5);
+    await alice.setAccountData("m.direct", { [bobId]: [roomId] });
+    await until("alice's account data in her sync", () => alice.getAccountData("m.direct")?.getContent()?.[bobId]?.[0] === roomId);
+    const alias = `#compat${suffix}:${aliceId.split(":").slice(1).join(":")}`;
+    await alice.createAlias(alias, roomId);
+    check((await bob.getRoomIdForAlias(alias)).room_id === roomId, "alias resolves");
+    await alice.setRoomDirectoryVisibility(roomId, sdk.Visibility.Public);
+    check((await bob.publicRooms({ limit: 50 })).chunk.some((r) => r.room_id === roomId), "room in the public directory");
+    const found = await alice.searchUserDirectory({ term: bobName });
+    check(found.results.some((u) => u.user_id === bobId), "user directory finds bob");
+    const members = await bob.getJoinedRoomMembers(roomId);
+    check(Object.keys(members.joined).length === 2, "joined_members");
+    const upload = await alice.uploadContent(Buffer.from("hello media"), { name: "hello.txt", type: "text/plain" });
+    check(upload.content_uri.startsWith("mxc://"), "upload gives an mxc uri");
+    const url = bob.mxcUrlToHttp(upload.content_uri, undefined, undefined, undefined, false, true, true);
+    const media = await fetchFn(url, { headers: { Authorization: `Bearer ${bob.getAccessToken()}` } });
+    check(media.status === 200 && (await media.text()) === "hello media", `authenticated media download ${media.status}`);
+    const rules = await alice.getPushRules();
+    check(rules.global.override.some((r) => r.rule_id === ".m.rule.master"), "default push rules");
+    await alice.setPushRuleEnabled("global", sdk.PushRuleKind.Override, ".m.rule.suppress_notices", false);
+    await alice.setPowerLevel(roomId, bobId, 50);
+    await until("bob sees his power level", () => bob.getRoom(roomId)?.getMember(bobId)?.powerLevel === 50);
+
     step("leave");
     await bob.leave(roomId);
     await until("alice sees bob leave", () => alice.getRoom(roomId)?.getMember(bobId)?.membership === "leave");
