@@ -15,5 +15,7 @@ if (!env.E2E_SKIP_BUILD) {
   const b = spawnSync("npx", ["vite", "build", "--logLevel", "warn"], { cwd: root, stdio: "inherit", env });
   if (b.status !== 0) process.exit(b.status ?? 1);
 }
-const r = spawnSync(process.execPath, ["--test", "--test-concurrency=1", "--test-timeout=240000", "e2e/chat.e2e.mjs"], { cwd: root, stdio: "inherit", env });
+// E2E_ONLY=call (or chat) runs one file
+const files = ["e2e/chat.e2e.mjs", "e2e/call.e2e.mjs"].filter((f) => !env.E2E_ONLY || f.includes(env.E2E_ONLY));
+const r = spawnSync(process.execPath, ["--test", "--test-concurrency=1", "--test-timeout=240000", ...files], { cwd: root, stdio: "inherit", env });
 process.exit(r.status ?? 1);

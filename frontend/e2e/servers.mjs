@@ -149,7 +149,9 @@ c['rate_limits'] = {'enabled': False}
 # stay on loopback, and don't collide with other WSPR instances on this machine
 fed = (c.get('listeners') or {}).get('federation')
 if isinstance(fed, dict): fed['bind_address'] = '127.0.0.1'
-if isinstance(c.get('sfu'), dict): c['sfu']['port'] = ${sfuPort}
+if isinstance(c.get('sfu'), dict):
+    c['sfu']['port'] = ${sfuPort}
+    c['sfu']['public_url'] = 'ws://127.0.0.1:${sfuPort}'
 `,
   );
   const logFile = join(workDir, "wspr.log");
@@ -163,7 +165,7 @@ if isinstance(c.get('sfu'), dict): c['sfu']['port'] = ${sfuPort}
   let appUrl = `http://localhost:${port}/`;
   const index = await fetch(appUrl).then((r) => (r.ok ? r.text() : ""), () => "");
   if (!index.includes('id="root"')) appUrl = null; // not serving the app (yet): fall back to our static server
-  return { kind: "wspr", baseUrl, appUrl, logFile, stop: () => stopProc(proc) };
+  return { kind: "wspr", baseUrl, appUrl, logFile, sfuUrl: `ws://127.0.0.1:${sfuPort}`, stop: () => stopProc(proc) };
 }
 
 const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".wasm": "application/wasm", ".svg": "image/svg+xml", ".png": "image/png", ".webmanifest": "application/manifest+json", ".json": "application/json" };

@@ -77,7 +77,11 @@ export default function CallView({ client, room, onClose }: { client: MatrixClie
       if (cancelled) return;
       joined.current = true;
       setPhase("connected");
-      await sendCallMembership(client, room.roomId, service).catch((e) => console.warn("[wspr] call membership not sent", e));
+      await sendCallMembership(client, room.roomId, service).catch((e) => {
+        // media still flows; only the room's "in call" list (and Element Call's) won't show us
+        console.warn("[wspr] call membership not sent", e);
+        if (!cancelled) setError("You're in the call, but this room doesn't let you announce it, so others may not see that you joined. A room admin can allow it.");
+      });
       // no camera or microphone (or permission refused) still lets you join and watch
       await lk.localParticipant.setMicrophoneEnabled(true).catch((e) => console.warn("[wspr] microphone", e));
       await lk.localParticipant.setCameraEnabled(true).catch((e) => console.warn("[wspr] camera", e));

@@ -8,6 +8,26 @@ export const LEGACY_SLOT = "m.call#ROOM";
 /** How long a membership counts as live if it is never cleared (tab closed, crash). Element Call: 4 h. */
 export const MEMBERSHIP_EXPIRES_MS = 4 * 60 * 60 * 1000;
 
+/**
+ * `power_level_content_override` for new group rooms: everyone may announce that they're in the call,
+ * as Element Web does (the rest are Synapse's defaults, spelled out because the override replaces `events`).
+ */
+export const CALL_FRIENDLY_POWER_LEVELS = {
+  events: {
+    "m.room.name": 50,
+    "m.room.topic": 50,
+    "m.room.avatar": 50,
+    "m.room.canonical_alias": 50,
+    "m.room.pinned_events": 50,
+    "m.room.power_levels": 100,
+    "m.room.history_visibility": 100,
+    "m.room.tombstone": 100,
+    "m.room.server_acl": 100,
+    "m.room.encryption": 100,
+    [CALL_MEMBER_EVENT]: 0,
+  },
+};
+
 export interface LivekitTransport {
   type: "livekit";
   livekit_service_url: string;

@@ -15,6 +15,7 @@ import type { Session } from "./auth";
 import { EncryptedRoomRegistry, ensureSafeToSend } from "./sendGuard";
 import { encryptAttachment } from "./attachments";
 import { renderMarkdown } from "./markdown";
+import { CALL_FRIENDLY_POWER_LEVELS } from "../calls/rtc";
 
 export const MEGOLM = "m.megolm.v1.aes-sha2";
 export const encryptedRooms = new EncryptedRoomRegistry();
@@ -243,6 +244,7 @@ export async function createGroupRoom(client: MatrixClient, opts: { name: string
     preset: opts.isPublic ? Preset.PublicChat : Preset.PrivateChat,
     room_alias_name: opts.alias || undefined,
     initial_state: opts.encrypted ? [encryptionState] : [],
+    power_level_content_override: CALL_FRIENDLY_POWER_LEVELS, // members may join calls
   });
   if (opts.encrypted) encryptedRooms.mark(room_id);
   return room_id;
