@@ -244,6 +244,8 @@ class WsprServer(BenchServer):
                 raise RuntimeError(f"{' '.join(init)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
         with open(self.config_path) as f:
             cfg = yaml.safe_load(f) or {}
+        # loopback only
+        _deep_merge(cfg, {"listeners": {"federation": {"bind_address": "127.0.0.1"}}})
         cfg["rate_limits"] = {"enabled": False}
         # Messaging benchmarks compare homeservers: Synapse runs no SFU, so neither do we
         # (it would otherwise count in the process tree's CPU and RSS).
