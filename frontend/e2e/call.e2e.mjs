@@ -63,6 +63,12 @@ async function openRoom(page) {
   await page.locator(`[data-testid=room-view][data-room-id="${roomId}"]`).waitFor();
 }
 
+async function send(page, text) {
+  const input = page.getByTestId("composer-input");
+  await input.fill(text);
+  await input.press("Enter");
+}
+
 const tiles = (page) => page.locator("[data-testid=call-tile]");
 const remoteTile = (page, name) => page.locator(`[data-testid=call-tile][data-local=false][data-user-id="${mxid(name)}"]`);
 
@@ -218,6 +224,25 @@ test("mute and camera off show on the other side", async () => {
   await seesOthersVideo(alice, ["bob"]);
 });
 
+test("back to chat during the call, and return", async () => {
+  const { bob, carol } = pages;
+  for (const p of [bob, carol]) {
+    await p.getByTestId("call-minimize").click();
+    await p.locator("[data-testid=call-view][data-minimized=true]").waitFor();
+    await p.getByTestId("composer-input").waitFor();
+  }
+  await send(bob, "Sharing the agenda while we talk");
+  await carol.locator("[data-testid=message-body]", { hasText: "Sharing the agenda" }).waitFor({ timeout: 20000 });
+  assert.equal(await bob.locator("[data-testid=call-audio]").count(), 2, "the others are still heard");
+  await shot(bob, "09-minimized-desktop");
+  await shot(carol, "10-minimized-phone");
+  // the header's call button (or the bar) brings the call back
+  await bob.getByTestId("call-button").click();
+  await carol.getByTestId("call-minimize").click();
+  for (const p of [bob, carol]) await p.locator("[data-testid=call-view][data-minimized=false]").waitFor();
+  await seesOthersVideo(bob, ["alice", "carol"]);
+});
+
 test("carol leaves: her tile goes and her membership is cleared", async () => {
   const { alice, bob, carol } = pages;
   await carol.getByTestId("call-leave").click();
@@ -228,8 +253,8 @@ test("carol leaves: her tile goes and her membership is cleared", async () => {
   }
   // carol's room header: the call goes on with 2
   await carol.locator("[data-testid=call-button][data-call-count='2']").waitFor({ timeout: 20000 });
-  await shot(alice, "09-after-carol-left");
-  await shot(carol, "10-carol-back-in-chat-phone");
+  await shot(alice, "11-after-carol-left");
+  await shot(carol, "12-carol-back-in-chat-phone");
 
   await Promise.all([alice.getByTestId("call-leave").click(), bob.getByTestId("call-leave").click()]);
   await carol.locator("[data-testid=call-button][data-call-count='0']").waitFor({ timeout: 20000 });

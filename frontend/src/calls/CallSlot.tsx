@@ -17,6 +17,7 @@ export const callsEnabled = import.meta.env.VITE_WSPR_CALLS !== "0";
  */
 export function CallSlot({ client, room }: { client: MatrixClient; room: Room }) {
   const [open, setOpen] = useState(false);
+  const [minimized, setMinimized] = useState(false);
   const [, setNow] = useState(0);
   // memberships expire with time, not only with events
   useEffect(() => {
@@ -25,6 +26,7 @@ export function CallSlot({ client, room }: { client: MatrixClient; room: Room })
   }, []);
   // a call belongs to its room: switching rooms leaves it
   useEffect(() => setOpen(false), [room.roomId]);
+  useEffect(() => setMinimized(false), [open]);
 
   if (!callsEnabled || room.getMyMembership() !== "join") return null;
   const me = client.getSafeUserId();
@@ -38,17 +40,17 @@ export function CallSlot({ client, room }: { client: MatrixClient; room: Room })
     <>
       <button
         className={`call-btn ${live ? "call-btn-live" : "icon-btn"}`}
-        onClick={() => setOpen(true)}
-        disabled={open}
-        aria-label={live ? `Join call (${count} in call)` : "Start call"}
-        title={live ? `Call in progress (${count}): join` : "Start a call"}
+        onClick={() => (open ? setMinimized(false) : setOpen(true))}
+        disabled={open && !minimized}
+        aria-label={open ? "Return to call" : live ? `Join call (${count} in call)` : "Start call"}
+        title={open ? "Return to the call" : live ? `Call in progress (${count}): join` : "Start a call"}
         data-testid="call-button"
         data-call-count={count}
       >
         <IconVideo />
         {live && (
           <span className="call-btn-label" data-testid="call-in-progress">
-            <span className="call-btn-long">Join call</span> ({count})
+            <span className="call-btn-long">{open ? "In call" : "Join call"}</span> ({count})
           </span>
         )}
       </button>
@@ -60,7 +62,7 @@ export function CallSlot({ client, room }: { client: MatrixClient; room: Room })
             </div>
           }
         >
-          <CallView key={room.roomId} client={client} room={room} onClose={() => setOpen(false)} />
+          <CallView key={room.roomId} client={client} room={room} minimized={minimized} onMinimize={setMinimized} onClose={() => setOpen(false)} />
         </Suspense>
       )}
     </>

@@ -1,5 +1,5 @@
 // The call itself: a livekit-client Room connected to the homeserver's SFU. Lazily loaded by CallSlot.
-import { useEffect, useReducer, useRef, useState } from "react";
+import { type CSSProperties, useEffect, useReducer, useRef, useState } from "react";
 import {
   ConnectionState,
   DisconnectReason,
@@ -34,7 +34,39 @@ const ROOM_EVENTS = [
   RoomEvent.ConnectionStateChanged,
 ] as const;
 
-export default function CallView({ client, room, onClose }: { client: MatrixClient; room: Room; onClose: () => void }) {
+function useNarrow(): boolean {
+  const query = "(max-width: 760px)";
+  const [narrow, setNarrow] = useState(() => window.matchMedia?.(query).matches ?? false);
+  useEffect(() => {
+    const mq = window.matchMedia?.(query);
+    if (!mq) return;
+    const on = () => setNarrow(mq.matches);
+    mq.addEventListener("change", on);
+    return () => mq.removeEventListener("change", on);
+  }, []);
+  return narrow;
+}
+
+/** Columns and rows for n tiles: big tiles, 16:9 on wide screens, stacked on phones. */
+export function gridShape(n: number, narrow: boolean): { cols: number; rows: number } {
+  const cols = narrow ? (n <= 3 ? 1 : 2) : n <= 1 ? 1 : n <= 4 ? 2 : n <= 9 ? 3 : 4;
+  return { cols, rows: Math.max(1, Math.ceil(n / cols)) };
+}
+
+export default function CallView({
+  client,
+  room,
+  minimized,
+  onMinimize,
+  onClose,
+}: {
+  client: MatrixClient;
+  room: Room;
+  minimized: boolean;
+  onMinimize: (m: boolean) => void;
+  onClose: () => void;
+}) {
+  const narrow = useNarrow();
   const [lk] = useState(() => new LkRoom({ adaptiveStream: true, dynacast: true }));
   const [, bump] = useReducer((x: number) => x + 1, 0);
   const [phase, setPhase] = useState<Phase>("connecting");
@@ -111,6 +143,7 @@ export default function CallView({ client, room, onClose }: { client: MatrixClie
 
   const local = lk.localParticipant;
   const participants: Participant[] = phase === "connecting" || phase === "failed" ? [] : [local, ...lk.remoteParticipants.values()];
+  const shape = gridShape(participants.length, narrow);
   const micOn = local.isMicrophoneEnabled;
   const camOn = local.isCameraEnabled;
 
@@ -128,10 +161,11 @@ export default function CallView({ client, room, onClose }: { client: MatrixClie
   }
 
   return (
-    <div className="call-view" data-testid="call-view" data-phase={phase} role="region" aria-label={`Call in ${room.name}`}>
+    <div className={`call-view ${minimized ? "minimized" : ""}`} data-testid="call-view" data-phase={phase} data-minimized={minimized} role="region" aria-label={`Call in ${room.name}`}>
       <div className="call-top">
+        <span className={`call-dot ${phase}`} aria-hidden="true" />
         <div className="call-title">
-          <strong className="ellipsis">{room.name}</strong>
+          <strong className="ellipsis">{minimized ? "In call" : room.name}</strong>
           <span className="call-sub">
             {phase === "connecting"
               ? "Connecting…"
@@ -141,16 +175,23 @@ export default function CallView({ client, room, onClose }: { client: MatrixClie
                   ? "Couldn't join the call"
                   : phase === "ended"
                     ? "Call ended"
-                    : `${participants.length} in call`}
+                    : `${participants.length} ${minimized ? "people" : "in call"}`}
           </span>
         </div>
+        <button className="call-chat-btn" onClick={() => onMinimize(!minimized)} data-testid="call-minimize" aria-label={minimized ? "Return to call" : "Back to chat"}>
+          {minimized ? "Return to call" : "Show chat"}
+        </button>
       </div>
       {error && (
         <div className="call-error" role="alert" data-testid="call-error">
           {error}
         </div>
       )}
-      <div className={`call-grid n${Math.min(participants.length, 9)}`} data-testid="call-grid">
+      <div
+        className={`call-grid ${shape.rows > (narrow ? 4 : 3) ? "scroll" : ""}`}
+        data-testid="call-grid"
+        style={{ "--cols": shape.cols, "--rows": shape.rows } as CSSProperties}
+      >
         {participants.map((p) => (
           <Tile key={p.identity} client={client} room={room} participant={p} isLocal={p === local} />
         ))}

@@ -1,7 +1,7 @@
 // MatrixRTC plumbing for group calls, kept free of livekit-client so the chat bundle stays small
 // and so it can be unit-tested: SFU discovery, the LiveKit token, and Element Call's
 // `org.matrix.msc3401.call.member` state events (so WSPR and Element Call users see each other).
-import type { MatrixClient, MatrixEvent, Room } from "matrix-js-sdk";
+import type { MatrixClient, Room } from "matrix-js-sdk";
 
 export const CALL_MEMBER_EVENT = "org.matrix.msc3401.call.member";
 export const LEGACY_SLOT = "m.call#ROOM";
@@ -173,7 +173,14 @@ export interface CallMember {
 }
 
 /** Is this `call.member` state event a live membership of the room's call at `now`? */
-export function liveMembership(ev: Pick<MatrixEvent, "getContent" | "getSender" | "getTs" | "getStateKey">, now = Date.now()): CallMember | null {
+export interface StateEventLike {
+  getContent(): object;
+  getSender(): string | null | undefined;
+  getTs(): number;
+  getStateKey(): string | undefined;
+}
+
+export function liveMembership(ev: StateEventLike, now = Date.now()): CallMember | null {
   const c = ev.getContent() as Record<string, unknown>;
   const sender = ev.getSender();
   if (!sender || !c || typeof c !== "object") return null;
