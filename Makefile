@@ -16,9 +16,13 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 install: $(VENV)/.installed
 
-# The PWA, built once (npm ci + vite build); skipped if there is no frontend yet.
-frontend/dist/index.html: $(wildcard frontend/package-lock.json) $(shell find frontend/src frontend/public -type f 2>/dev/null)
-	@if [ -f frontend/package.json ]; then cd frontend && npm ci --no-audit --no-fund && npm run build; fi
+# The PWA's packages (npm ci) and its build (vite build).
+frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $@
+
+frontend/dist/index.html: frontend/node_modules/.installed $(shell find frontend/src frontend/public frontend/index.html frontend/vite.config.* -type f 2>/dev/null)
+	cd frontend && npm run build
 
 frontend: frontend/dist/index.html
 
@@ -38,11 +42,15 @@ JS_TEST_DIRS := $(dir $(wildcard tests/*/*/js/package.json tests/*/*/*/js/packag
 js-test-deps:
 	@for d in $(JS_TEST_DIRS); do echo "npm ci in $$d"; npm ci --prefix $$d --no-audit --no-fund --silent || exit 1; done
 
-test-python: $(VENV)/.installed js-test-deps
-	$(PY) tests/run.py
+# The SFU's browser tests use the PWA's playwright-core and livekit-client.
+test-python: $(VENV)/.installed js-test-deps frontend/node_modules/.installed
+	WSPR_LIVEKIT_CLIENT_DIR=$$([ -d frontend/node_modules/livekit-client ] && echo "$(CURDIR)/frontend") $(PY) tests/run.py
 
+# Browser tests against WSPR, then the chat flow against Synapse: the PWA is not tied to WSPR.
 test-frontend: frontend
-	@if [ -f frontend/package.json ]; then cd frontend && npm test && npm run e2e; fi
+	cd frontend && npm test
+	cd frontend && E2E_SKIP_BUILD=1 npm run e2e
+	cd frontend && E2E_SKIP_BUILD=1 E2E_HOMESERVER=synapse E2E_ONLY=chat npm run e2e
 
 clean:
 	rm -rf $(VENV) frontend/node_modules frontend/dist _trial_temp
