@@ -340,7 +340,8 @@ def main() -> int:
                 rows.append((k, w["big_join"][k], s["big_join"][k]))
         for label, wv, sv in rows:
             ratio = wv / sv if (wv is not None and sv) else float("nan")
-            print(f"  {label:16s} {ratio:6.2f}x   (wspr {wv}, synapse {sv})")
+            fmt = (lambda v: "n/a" if v is None else f"{v * 1000:.1f} ms" if v < 10 else f"{v:.1f} s")
+            print(f"  {label:16s} {ratio:7.3f}x   (wspr {fmt(wv)}, synapse {fmt(sv)})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
