@@ -61,8 +61,10 @@ class CallClient:
         return self.received.setdefault((identity, kind), Received())
 
     async def join(self, url: str, room_name: str, e2ee_key: bytes | None = None, dynacast: bool = False,
-                   auto_subscribe: bool = True) -> None:
-        token = mint_access_token(API_KEY, API_SECRET, self.identity, room_name, name=self.identity)
+                   auto_subscribe: bool = True, token: str | None = None) -> None:
+        """``token``: a JWT from the homeserver's token service; by default one is minted here."""
+        if token is None:
+            token = mint_access_token(API_KEY, API_SECRET, self.identity, room_name, name=self.identity)
 
         @self.room.on("track_subscribed")
         def _on_track(track, publication, participant):
