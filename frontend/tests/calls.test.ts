@@ -11,6 +11,7 @@ import {
   liveMembership,
   livekitIdentityFor,
 } from "../src/calls/rtc";
+import { gridShape } from "../src/calls/layout";
 
 const SERVICE = "https://hs.example/_wspr/livekit/jwt";
 const OPENID = { access_token: "oid", token_type: "Bearer", matrix_server_name: "hs.example", expires_in: 3600 };
@@ -163,5 +164,18 @@ describe("call membership state", () => {
       getMember: (u: string) => ({ membership: u === "@gone:hs" ? "leave" : "join" }),
     } as unknown as Room;
     expect(activeCallMembers(room, now).map((m) => m.userId)).toEqual(["@a:hs", "@b:hs"]);
+  });
+});
+
+describe("gridShape", () => {
+  it("lays tiles out side by side on wide screens and stacked on phones", () => {
+    expect(gridShape(1, false)).toEqual({ cols: 1, rows: 1 });
+    expect(gridShape(2, false)).toEqual({ cols: 2, rows: 1 });
+    expect(gridShape(3, false)).toEqual({ cols: 2, rows: 2 });
+    expect(gridShape(6, false)).toEqual({ cols: 3, rows: 2 });
+    expect(gridShape(12, false)).toEqual({ cols: 4, rows: 3 });
+    expect(gridShape(3, true)).toEqual({ cols: 1, rows: 3 });
+    expect(gridShape(5, true)).toEqual({ cols: 2, rows: 3 });
+    expect(gridShape(0, true)).toEqual({ cols: 1, rows: 1 });
   });
 });

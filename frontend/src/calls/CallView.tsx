@@ -13,6 +13,7 @@ import type { MatrixClient, Room } from "matrix-js-sdk";
 import { Avatar } from "../components/Avatar";
 import { describeError } from "../lib/errors";
 import { clearCallMembership, clearCallMembershipOnUnload, discoverLivekitService, getSfuCredentials, localpart, sendCallMembership } from "./rtc";
+import { gridShape } from "./layout";
 import { IconMic, IconMicOff, IconPhoneOff, IconVideo, IconVideoOff } from "./icons";
 import "./call.css";
 
@@ -45,12 +46,6 @@ function useNarrow(): boolean {
     return () => mq.removeEventListener("change", on);
   }, []);
   return narrow;
-}
-
-/** Columns and rows for n tiles: big tiles, 16:9 on wide screens, stacked on phones. */
-export function gridShape(n: number, narrow: boolean): { cols: number; rows: number } {
-  const cols = narrow ? (n <= 3 ? 1 : 2) : n <= 1 ? 1 : n <= 4 ? 2 : n <= 9 ? 3 : 4;
-  return { cols, rows: Math.max(1, Math.ceil(n / cols)) };
 }
 
 export default function CallView({
