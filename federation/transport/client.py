@@ -206,12 +206,15 @@ class FederationTransport:
         # they queue (see _slots) instead of each paying for a new TLS handshake.
         self.pool.maxPersistentPerHost = MAX_CONNECTIONS_PER_DESTINATION
         self._slots: dict[str, defer.DeferredSemaphore] = {}
+        self._inflight: set[defer.Deferred[Any]] = set()
         self.pool.cachedConnectionTimeout = 60
         agent = Agent.usingEndpointFactory(self.reactor, _EndpointFactory(self), pool=self.pool)
         self.http = HTTPClient(agent)
         self.discovery = discovery or ServerDiscovery(self.reactor.seconds, self._fetch_well_known, twisted_srv_lookup)
 
     async def close(self) -> None:
+        for d in list(self._inflight):
+            d.cancel()
         await self.pool.closeCachedConnections()
 
     def check_destination(self, destination: str) -> None:
@@ -313,10 +316,7 @@ class FederationTransport:
         while True:
             attempts -= 1
             try:
-                resp = await self.http.request(
-                    method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False
-                )
-                return resp, await _read_limited(resp, MAX_RESPONSE_BYTES)
+                return await self._tracked(self._request_once(method, url, data, headers, timeout))
             except (ResponseNeverReceived, RequestTransmissionFailed) as e:
                 # A kept-alive connection the peer had closed: GET and PUT (transactions are
                 # deduplicated by id) are safe to send again at once on a new one.
@@ -327,6 +327,20 @@ class FederationTransport:
                 raise
             except Exception as e:
                 raise FederationUnreachable(destination, _reason(e)) from None
+
+    async def _request_once(
+        self, method: str, url: bytes, data: bytes | None, headers: Headers, timeout: float
+    ) -> tuple[Any, bytes]:
+        resp = await self.http.request(method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False)
+        return resp, await _read_limited(resp, MAX_RESPONSE_BYTES)
+
+    def _tracked(self, coro: Any) -> "defer.Deferred[Any]":
+        # close() cancels what is still in flight, so no connection outlives the server.
+        d = defer.ensureDeferred(coro)
+        if not d.called:
+            self._inflight.add(d)
+            d.addBoth(lambda r: (self._inflight.discard(d), r)[1])
+        return d
 
     async def _delegated_name(self, destination: str) -> str:
         return await self.discovery.delegated_name(destination)
