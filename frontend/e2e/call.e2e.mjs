@@ -236,6 +236,11 @@ test("back to chat during the call, and return", async () => {
   assert.equal(await bob.locator("[data-testid=call-audio]").count(), 2, "the others are still heard");
   await shot(bob, "09-minimized-desktop");
   await shot(carol, "10-minimized-phone");
+  // on the phone, back to the room list: the call goes on in its bar
+  await carol.getByRole("button", { name: "Back to rooms" }).click();
+  await carol.getByTestId("room-list").waitFor();
+  await carol.locator("[data-testid=call-view][data-minimized=true]").waitFor();
+  await shot(carol, "10b-room-list-during-call-phone");
   // the header's call button (or the bar) brings the call back
   await bob.getByTestId("call-button").click();
   await carol.getByTestId("call-minimize").click();
@@ -251,7 +256,8 @@ test("carol leaves: her tile goes and her membership is cleared", async () => {
     await remoteTile(p, "carol").waitFor({ state: "detached", timeout: 20000 });
     assert.equal(await tiles(p).count(), 2);
   }
-  // carol's room header: the call goes on with 2
+  // carol's room header (she had gone back to the room list): the call goes on with 2
+  await openRoom(carol);
   await carol.locator("[data-testid=call-button][data-call-count='2']").waitFor({ timeout: 20000 });
   await shot(alice, "11-after-carol-left");
   await shot(carol, "12-carol-back-in-chat-phone");

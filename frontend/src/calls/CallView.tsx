@@ -170,7 +170,9 @@ export default function CallView({
                   ? "Couldn't join the call"
                   : phase === "ended"
                     ? "Call ended"
-                    : `${participants.length} ${minimized ? "people" : "in call"}`}
+                    : minimized
+                      ? `${room.name} · ${participants.length}`
+                      : `${participants.length} in call`}
           </span>
         </div>
         <button className="call-chat-btn" onClick={() => onMinimize(!minimized)} data-testid="call-minimize" aria-label={minimized ? "Return to call" : "Back to chat"}>

@@ -14,6 +14,7 @@ import { SettingsDialog } from "./SettingsDialog";
 import { VerificationDialog } from "./VerificationDialog";
 import { RecoveryKeyDialog } from "./RecoveryKeyDialog";
 import { EncryptionBanner } from "./EncryptionBanner";
+import { CallHost } from "../calls/CallHost";
 
 function roomFromHash(): string | null {
   const m = /^#\/room\/(.+)$/.exec(location.hash);
@@ -139,6 +140,7 @@ export function Chat({ client, onLogout }: { client: MatrixClient; onLogout: () 
           </div>
         )}
       </main>
+      <CallHost client={client} selectedRoomId={selected} />
       {dialog === "new" && <NewRoomDialog client={client} onClose={() => setDialog(null)} onCreated={(id) => { setDialog(null); select(id); }} />}
       {dialog === "settings" && <SettingsDialog client={client} initialTab={settingsTab} onClose={() => setDialog(null)} onLogout={onLogout} onVerify={(r) => setVerification(r)} />}
       {verification && <VerificationDialog client={client} request={verification} onClose={() => setVerification(null)} />}
