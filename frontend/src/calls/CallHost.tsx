@@ -39,6 +39,7 @@ export function CallHost({ client, selectedRoomId }: { client: MatrixClient; sel
         client={client}
         room={room}
         minimized={call.minimized}
+        overList={selectedRoomId === null}
         onMinimize={(m) => callStore.setMinimized(m)}
         onClose={() => callStore.end()}
       />

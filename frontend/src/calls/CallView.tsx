@@ -52,12 +52,15 @@ export default function CallView({
   client,
   room,
   minimized,
+  overList = false,
   onMinimize,
   onClose,
 }: {
   client: MatrixClient;
   room: Room;
   minimized: boolean;
+  /** no conversation open (phone room list): the bar sits at the bottom */
+  overList?: boolean;
   onMinimize: (m: boolean) => void;
   onClose: () => void;
 }) {
@@ -156,7 +159,7 @@ export default function CallView({
   }
 
   return (
-    <div className={`call-view ${minimized ? "minimized" : ""}`} data-testid="call-view" data-phase={phase} data-minimized={minimized} role="region" aria-label={`Call in ${room.name}`}>
+    <div className={`call-view ${minimized ? "minimized" : ""} ${overList ? "over-list" : ""}`} data-testid="call-view" data-phase={phase} data-minimized={minimized} role="region" aria-label={`Call in ${room.name}`}>
       <div className="call-top">
         <span className={`call-dot ${phase}`} aria-hidden="true" />
         <div className="call-title">
