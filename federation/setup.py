@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from homeserver.http.server import close_listener
-
 if TYPE_CHECKING:
     from homeserver.app import HomeServer
 
@@ -23,7 +21,7 @@ def setup_federation(hs: "HomeServer") -> None:
     from federation.sender import FederationSender
     from federation.transactions import register_transaction_servlet
     from federation.transport.client import FederationTransport
-    from federation.transport.server import start_federation_listener
+    from federation.transport.server import start_federation_listener, stop_federation_listener
 
     transport = FederationTransport(hs)
     hs.keyring = Keyring(hs, transport)  # type: ignore[attr-defined]
@@ -53,7 +51,7 @@ def setup_federation(hs: "HomeServer") -> None:
         await sender.stop()
         port, hs.federation_listener = hs.federation_listener, None  # type: ignore[attr-defined]
         if port is not None:
-            await close_listener(port)
+            await stop_federation_listener(port)
         await transport.close()
 
     hs.startup_hooks.append(startup)

@@ -174,4 +174,19 @@ def start_federation_listener(hs: "HomeServer") -> Any:
     return port
 
 
-__all__ = ["MatrixError", "authenticate_request", "authenticated", "json_body", "start_federation_listener", "unauthenticated"]
+async def stop_federation_listener(port: Any) -> None:
+    """Stop listening and abort the connections still open (a peer's request must not
+    hang on a stopped server). Twisted's _GenericHTTPChannelProtocol proxy has no
+    ``transport`` of its own, so look behind it to its channel."""
+    from homeserver.http.server import close_listener
+
+    site = getattr(port.factory, "wrappedFactory", port.factory)
+    protos = list(getattr(site, "open_connections", ()))
+    await close_listener(port)
+    for proto in protos:
+        transport = getattr(proto, "transport", None) or getattr(getattr(proto, "_channel", None), "transport", None)
+        if transport is not None:
+            transport.abortConnection()
+
+
+__all__ = ["MatrixError", "authenticate_request", "authenticated", "json_body", "start_federation_listener", "stop_federation_listener", "unauthenticated"]

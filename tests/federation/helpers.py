@@ -69,3 +69,10 @@ async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05
             raise AssertionError("condition not met in time")
         await task.deferLater(reactor, interval, lambda: None)
         waited += interval
+
+
+async def drop_listener(port: Any) -> None:
+    """Stop a federation listener and abort every connection open on it (an outage)."""
+    from federation.transport.server import stop_federation_listener
+
+    await stop_federation_listener(port)

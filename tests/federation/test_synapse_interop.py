@@ -311,9 +311,9 @@ class SynapseCatchUpTest(unittest.TestCase):
             await wait_for(lambda: sam_has(eid), timeout=60)
 
         # WSPR's federation port is down while sam writes; Synapse catches up afterwards
-        from homeserver.http.server import close_listener
+        from tests.federation.helpers import drop_listener
 
-        await close_listener(wspr.hs.federation_listener)
+        await drop_listener(wspr.hs.federation_listener)
         wspr.hs.federation_listener = None
         from_sam = [await sam.send_message(room_id, f"while wspr was down {i}") for i in range(3)]
         await syn.stop_async()  # drop Synapse's kept-alive connections to us too
