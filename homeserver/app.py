@@ -161,6 +161,8 @@ class HomeServer:
         for port in self.listening_ports:
             await close_listener(port)
         self.listening_ports.clear()
+        if hasattr(self, "typing"):
+            self.typing.stop()
         self.db.close()
 
     @property

@@ -65,6 +65,13 @@ class TypingHandler:
         self._timers.pop((room_id, user_id), None)
         self._stop(room_id, user_id)
 
+    def stop(self) -> None:
+        """Cancels the expiry timers (at shutdown)."""
+        for timer in self._timers.values():
+            if timer.active():
+                timer.cancel()
+        self._timers.clear()
+
     def room_serial(self, room_id: str) -> int:
         return self._room_serial.get(room_id, 0)
 

@@ -212,7 +212,9 @@ class Site(server.Site):
 
     def abort_connections(self) -> None:
         for proto in list(self.open_connections):
-            transport = getattr(proto, "transport", None)
+            # Twisted wraps HTTPChannel in _GenericHTTPChannelProtocol, whose transport is the
+            # inner channel's.
+            transport = getattr(proto, "transport", None) or getattr(getattr(proto, "_channel", None), "transport", None)
             if transport is not None:
                 transport.abortConnection()
         self.open_connections.clear()
