@@ -24,7 +24,6 @@ batch of local sends.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import quote
@@ -41,6 +40,7 @@ from homeserver.protocol.room_versions import RoomVersion
 from homeserver.protocol.state_resolution_v2 import resolve_state, separate_state_sets
 from homeserver.storage.events import StateMap
 from homeserver.util.async_helpers import SharedResult
+from homeserver.util.caches import LruCache
 
 if TYPE_CHECKING:
     from homeserver.app import HomeServer
@@ -118,18 +118,6 @@ def dag_order(events: Iterable[Event]) -> list[Event]:
     return out
 
 
-class _LRU(OrderedDict):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def put(self, key: Any, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
-
-
 @dataclass
 class _Item:
     origin: str
@@ -155,7 +143,7 @@ class FederationEventHandler:
         self.joining: dict[str, SharedResult[None]] = {}
         # event id -> the state after it (for computing the state before its children);
         # misses fall back to the database
-        self._after: _LRU = _LRU(2_000)
+        self._after: LruCache = LruCache(2_000)
 
     # -- entry point of PUT /send --------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from federation.rooms.event_validation import InvalidPdu, check_signatures_and_hash, parse_pdu
 from federation.rooms.ingest import auth_ids_of, auth_order, q
 from homeserver.events.event import Event
+from homeserver.events.stripped_state import STRIPPED_STATE_TYPES
 from homeserver.handlers.room_events import RemoteEvent, RoomInfo, Snapshot
 from homeserver.http.errors import BadJson, Forbidden, MatrixError, NotFound
 from homeserver.protocol import auth_rules
@@ -37,16 +38,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SUPPORTED_VERSIONS = sorted(KNOWN_ROOM_VERSIONS)
-# What an invitee / knocker sees of a room before joining it.
-STRIPPED_STATE_TYPES = (
-    "m.room.create",
-    "m.room.join_rules",
-    "m.room.name",
-    "m.room.avatar",
-    "m.room.canonical_alias",
-    "m.room.encryption",
-    "m.room.topic",
-)
 
 
 def pdu_for_federation(ev: Event) -> dict[str, Any]:

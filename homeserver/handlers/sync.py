@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from homeserver.events.event import Event
+from homeserver.events.stripped_state import STRIPPED_STATE_TYPES
 from homeserver.handlers.filtering import SyncFilter
 from homeserver.handlers.messages import make_topo_token
 from homeserver.http.errors import MatrixError
@@ -24,15 +25,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STRIPPED_STATE_TYPES = (
-    "m.room.create",
-    "m.room.join_rules",
-    "m.room.name",
-    "m.room.avatar",
-    "m.room.canonical_alias",
-    "m.room.encryption",
-    "m.room.topic",
-)
 MAX_TIMEOUT_MS = 5 * 60 * 1000
 TO_DEVICE_LIMIT = 100
 

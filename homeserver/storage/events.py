@@ -9,12 +9,12 @@ from __future__ import annotations
 import bisect
 import fnmatch
 import json
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from homeserver.events.event import Event
 from homeserver.storage.database import Database, Txn
+from homeserver.util.caches import LruCache
 
 StateKey = tuple[str, str]
 StateMap = dict[StateKey, str]
@@ -92,24 +92,6 @@ def _type_matches(patterns: list[str], value: str) -> bool:
     return any(fnmatch.fnmatchcase(value, p) if "*" in p else p == value for p in patterns)
 
 
-class _LRU(OrderedDict):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def put(self, key: Any, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
-
-    def fetch(self, key: Any) -> Any:
-        value = self.get(key)
-        if value is not None:
-            self.move_to_end(key)
-        return value
-
-
 _EVENT_COLS = (
     "e.event_id, e.json, r.room_version, e.stream_ordering, e.rejected_reason, e.outlier, e.soft_failed,"
     " e.txn_id, e.device_id, e.room_id, e.state_group"
@@ -136,8 +118,8 @@ class EventsStore:
     db: Database
 
     def _init_event_caches(self) -> None:
-        self._event_cache: _LRU = _LRU(50_000)
-        self._state_group_cache: _LRU = _LRU(2_000)
+        self._event_cache: LruCache = LruCache(50_000)
+        self._state_group_cache: LruCache = LruCache(2_000)
         # Events that something relates to, among those persisted since start-up; events at
         # or before relations_floor (older, or backfilled with negative positions) may have
         # relations we have not seen, and are looked up.
