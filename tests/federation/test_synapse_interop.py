@@ -3,14 +3,12 @@ the other's X-Matrix requests, and answers profile / directory / public room que
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from urllib.parse import quote
 
 from twisted.trial import unittest
 
 from tests.federation.helpers import start_federating, wait_for
-from tests.support.synapse import SynapseServer
+from tests.support.synapse import SynapseServer, start_synapse_peer, synapse_client
 from tests.support.wspr import MatrixClient, MatrixRequestError
 
 try:
@@ -25,19 +23,15 @@ class SynapseInteropTest(unittest.TestCase):
         skip = "matrix-synapse is not installed"
 
     async def _synapse(self) -> SynapseServer:
-        workdir = tempfile.mkdtemp(prefix="wspr-fed-synapse-")
         # Synapse publishes no room to its directory unless a rule allows it.
-        syn = SynapseServer(workdir, extra_config={"room_list_publication_rules": [{"action": "allow"}]})
-        self.addCleanup(shutil.rmtree, workdir, True)
-        self.addCleanup(syn.stop_async)
-        await syn.start_async()
-        return syn
+        return await start_synapse_peer(
+            self, "wspr-fed-synapse-", extra_config={"room_list_publication_rules": [{"action": "allow"}]}
+        )
 
     async def test_queries_both_ways(self) -> None:
         syn = await self._synapse()
         wspr = await start_federating(self)
-        reg = await syn.register_user_async("sam", "sam-pw")
-        sam = MatrixClient(syn.client_url, reg["access_token"], reg["user_id"])
+        sam = await synapse_client(syn, "sam")
         await sam.put(f"/profile/{quote(sam.user_id)}/displayname", {"displayname": "Sam Synapse"})
         syn_room = (await sam.post("/createRoom", {"room_alias_name": "synroom", "visibility": "public", "name": "Syn Room",
                                                    "preset": "public_chat"}))["room_id"]
@@ -154,16 +148,11 @@ class SynapseEduTest(unittest.TestCase):
         skip = "matrix-synapse is not installed"
 
     async def test_typing_receipts_presence_with_synapse(self) -> None:
-        workdir = tempfile.mkdtemp(prefix="wspr-fed-synapse-")
-        syn = SynapseServer(workdir)
-        self.addCleanup(shutil.rmtree, workdir, True)
-        self.addCleanup(syn.stop_async)
-        await syn.start_async()
+        syn = await start_synapse_peer(self, "wspr-fed-synapse-")
         wspr = await start_federating(self)
         if wspr.hs.membership.remote_join is None:
             raise unittest.SkipTest("federated joins are not available")
-        reg = await syn.register_user_async("sam", "sam-pw")
-        sam = MatrixClient(syn.client_url, reg["access_token"], reg["user_id"])
+        sam = await synapse_client(syn, "sam")
         room_id = (await sam.post("/createRoom", {"preset": "public_chat"}))["room_id"]
         alice = await MatrixClient.register(wspr.base_url, "alice")
         await alice.post(f"/join/{quote(room_id)}?server_name={quote(syn.server_name)}", {})
@@ -271,16 +260,11 @@ class SynapseCatchUpTest(unittest.TestCase):
     async def test_outages_both_ways(self) -> None:
         from federation.transport.server import start_federation_listener
 
-        workdir = tempfile.mkdtemp(prefix="wspr-fed-synapse-")
-        syn = SynapseServer(workdir)
-        self.addCleanup(shutil.rmtree, workdir, True)
-        self.addCleanup(syn.stop_async)
-        await syn.start_async()
+        syn = await start_synapse_peer(self, "wspr-fed-synapse-")
         wspr = await start_federating(self)
         if wspr.hs.membership.remote_join is None:
             raise unittest.SkipTest("federated joins are not available")
-        reg = await syn.register_user_async("sam", "sam-pw")
-        sam = MatrixClient(syn.client_url, reg["access_token"], reg["user_id"])
+        sam = await synapse_client(syn, "sam")
         room_id = (await sam.post("/createRoom", {"preset": "public_chat"}))["room_id"]
         alice = await MatrixClient.register(wspr.base_url, "alice")
         await alice.post(f"/join/{quote(room_id)}?server_name={quote(syn.server_name)}", {})

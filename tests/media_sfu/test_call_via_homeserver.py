@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
-import tempfile
 import time
 from urllib.parse import quote
 
@@ -18,7 +17,7 @@ from twisted.trial import unittest
 
 from homeserver.handlers.call_tokens import livekit_identity_for
 from tests.federation.helpers import LOOPBACK_FEDERATION, start_federating
-from tests.support.synapse import SynapseServer, free_port
+from tests.support.synapse import free_port, start_synapse_peer, synapse_client
 from tests.support.wspr import MatrixClient, start_homeserver
 
 from .asyncio_helper import run
@@ -63,16 +62,13 @@ class CallThroughHomeserverTest(unittest.TestCase):
             rtc_token_service={"full_access_homeservers": [f"127.0.0.1:{fed_port}"]},
         )
         b = await start_federating(self)
-        syn = SynapseServer(tempfile.mkdtemp(prefix="wspr-call-synapse-"))
-        await syn.start_async()
-        self.addCleanup(syn.stop_async)
+        syn = await start_synapse_peer(self, "wspr-call-synapse-")
         await _port_open(sfu_port)
 
         alice = await MatrixClient.register(a.base_url, "alice")
         bob = await MatrixClient.register(a.base_url, "bob")
         carol = await MatrixClient.register(b.base_url, "carol")
-        dave_login = await syn.register_user_async("dave", "dave-password")
-        dave = MatrixClient(syn.client_url, dave_login["access_token"], dave_login["user_id"], dave_login["device_id"])
+        dave = await synapse_client(syn, "dave")
 
         # Clients find the token service through the MSC4143 transports endpoint.
         transports = await alice.request("GET", "/_matrix/client/unstable/org.matrix.msc4143/rtc/transports")

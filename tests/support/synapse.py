@@ -52,7 +52,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["SynapseServer", "SynapseStartError", "free_port"]
+__all__ = ["SynapseServer", "SynapseStartError", "free_port", "start_synapse_peer", "synapse_client"]
 
 
 class SynapseStartError(RuntimeError):
@@ -560,3 +560,24 @@ def register_with_shared_secret(
         "user_id": res["user_id"],
         "device_id": res.get("device_id"),
     }
+
+
+async def start_synapse_peer(test: Any, prefix: str = "wspr-synapse-", **kwargs: Any) -> SynapseServer:
+    """A running Synapse for the duration of a trial test (stopped and removed at cleanup)."""
+    import shutil
+    import tempfile
+
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    server = SynapseServer(workdir, **kwargs)
+    test.addCleanup(shutil.rmtree, workdir, True)
+    test.addCleanup(server.stop_async)
+    await server.start_async()
+    return server
+
+
+async def synapse_client(server: SynapseServer, localpart: str) -> Any:
+    """A tests.support.wspr.MatrixClient for a new user of ``server``."""
+    from tests.support.wspr import MatrixClient
+
+    reg = await server.register_user_async(localpart, f"{localpart}-pw")
+    return MatrixClient(server.client_url, reg["access_token"], reg["user_id"], reg["device_id"])

@@ -4,8 +4,6 @@ Synapse drops staged events past ~100 per room, so sends towards it are paced.""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from urllib.parse import quote
 
@@ -14,7 +12,7 @@ from twisted.trial import unittest
 
 from tests.federation.helpers import start_federating
 from tests.federation.rooms.test_two_wspr import SyncWatcher
-from tests.support.synapse import SynapseServer
+from tests.support.synapse import SynapseServer, start_synapse_peer, synapse_client
 from tests.support.wspr import MatrixClient
 
 try:
@@ -33,17 +31,12 @@ class SynapseRoomsTest(unittest.TestCase):
         skip = "matrix-synapse is not installed"
 
     async def _servers(self) -> tuple[object, SynapseServer]:
-        workdir = tempfile.mkdtemp(prefix="wspr-synapse-rooms-")
-        syn = SynapseServer(workdir)
-        self.addCleanup(shutil.rmtree, workdir, True)
-        self.addCleanup(syn.stop_async)
-        await syn.start_async()
+        syn = await start_synapse_peer(self, "wspr-synapse-rooms-")
         wspr = await start_federating(self)
         return wspr, syn
 
     async def _synapse_user(self, syn: SynapseServer, name: str) -> MatrixClient:
-        reg = await syn.register_user_async(name, f"{name}-pw")
-        return MatrixClient(syn.client_url, reg["access_token"], reg["user_id"], reg["device_id"])
+        return await synapse_client(syn, name)
 
     async def test_room_on_wspr_joined_from_synapse(self) -> None:
         wspr, syn = await self._servers()

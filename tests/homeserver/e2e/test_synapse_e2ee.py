@@ -5,8 +5,6 @@ clients (one per server) exchanging encrypted messages."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from typing import Any
 from urllib.parse import quote
 
@@ -14,7 +12,7 @@ from twisted.internet import threads
 from twisted.trial import unittest
 
 from tests.homeserver.e2e._helpers import SIGS, Ed25519, cross_signing_key, device_keys
-from tests.support.synapse import SynapseServer
+from tests.support.synapse import SynapseServer, start_synapse_peer, synapse_client
 from tests.support.wspr import MatrixClient, MatrixRequestError
 
 try:
@@ -39,17 +37,12 @@ class SynapseE2EETest(unittest.TestCase):
     async def _servers(self) -> tuple[Any, SynapseServer]:
         if start_federating is None:
             raise unittest.SkipTest("the federation layer is not available")
-        workdir = tempfile.mkdtemp(prefix="wspr-e2ee-synapse-")
-        syn = SynapseServer(workdir)
-        self.addCleanup(shutil.rmtree, workdir, True)
-        self.addCleanup(syn.stop_async)
-        await syn.start_async()
+        syn = await start_synapse_peer(self, "wspr-e2ee-synapse-")
         wspr = await start_federating(self)
         return wspr, syn
 
     async def _synapse_user(self, syn: SynapseServer, name: str) -> MatrixClient:
-        reg = await syn.register_user_async(name, f"{name}-pw")
-        return MatrixClient(syn.client_url, reg["access_token"], reg["user_id"], reg["device_id"])
+        return await synapse_client(syn, name)
 
     async def test_keys_to_device_and_device_lists(self) -> None:
         wspr, syn = await self._servers()
