@@ -103,6 +103,8 @@ class SenderTest(unittest.TestCase):
             sender.send_pdu(["remote.example"], pdu(i))
         sender.send_edu("remote.example", "m.direct_to_device", {"messages": {}})
         await wait_for(lambda: _check(sender.store.count_outbox("remote.example"), lambda c: c == (5, 1)))
+        # The first attempt must have failed (and started the back-off) before the restart.
+        await wait_for(lambda: sender.retry_state("remote.example")[1] > 0)
         await sender.stop()
         t2 = FakeTransport()
         restarted = FederationSender(server.hs, t2)
