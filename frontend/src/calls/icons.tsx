@@ -1,17 +1,7 @@
 import type { SVGProps } from "react";
 
-const base = (p: SVGProps<SVGSVGElement>) => ({
-  width: 20,
-  height: 20,
-  viewBox: "0 0 24 24",
-  fill: "none",
-  stroke: "currentColor",
-  strokeWidth: 2,
-  strokeLinecap: "round" as const,
-  strokeLinejoin: "round" as const,
-  "aria-hidden": true,
-  ...p,
-});
+import { base } from "../components/Icons";
+
 
 export const IconVideo = (p: SVGProps<SVGSVGElement>) => (<svg {...base(p)}><path d="m16 13 5.2 3.5a.5.5 0 0 0 .8-.4V7.9a.5.5 0 0 0-.8-.4L16 11" /><rect x="2" y="6" width="14" height="12" rx="2" /></svg>);
 export const IconVideoOff = (p: SVGProps<SVGSVGElement>) => (<svg {...base(p)}><path d="M10.7 6H14a2 2 0 0 1 2 2v3.3l1 1 5-3.5v7.4" /><path d="M16 16a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2V8a2 2 0 0 1 2-2h2" /><path d="m2 2 20 20" /></svg>);

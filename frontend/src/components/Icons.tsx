@@ -1,6 +1,7 @@
 import type { SVGProps } from "react";
 
-const base = (p: SVGProps<SVGSVGElement>) => ({
+// Shared by every icon set of the app (calls/icons.tsx too).
+export const base = (p: SVGProps<SVGSVGElement>) => ({
   width: 20,
   height: 20,
   viewBox: "0 0 24 24",
