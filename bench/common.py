@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -28,13 +27,13 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+import yaml  # noqa: E402
+
 from tests.support.synapse import (  # noqa: E402
     SynapseServer,
     free_port,
     register_with_shared_secret,
 )
-
-import yaml  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -106,7 +106,7 @@ class SyncWatcher:
                 return False
             try:
                 await asyncio.wait_for(self.changed.wait(), min(left, 1.0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return True
 
@@ -285,6 +285,10 @@ async def run(kind: str, args) -> dict:
     return res
 
 
+def _seconds(v: float | None) -> str:
+    return "n/a" if v is None else f"{v * 1000:.1f} ms" if v < 10 else f"{v:.1f} s"
+
+
 def print_latency(r: dict) -> None:
     print(f"  small-room join over federation: {r['small_room_join_s'] * 1000:.0f} ms")
     for key in ("a_to_b", "b_to_a"):
@@ -340,8 +344,7 @@ def main() -> int:
                 rows.append((k, w["big_join"][k], s["big_join"][k]))
         for label, wv, sv in rows:
             ratio = wv / sv if (wv is not None and sv) else float("nan")
-            fmt = (lambda v: "n/a" if v is None else f"{v * 1000:.1f} ms" if v < 10 else f"{v:.1f} s")
-            print(f"  {label:16s} {ratio:7.3f}x   (wspr {fmt(wv)}, synapse {fmt(sv)})")
+            print(f"  {label:16s} {ratio:7.3f}x   (wspr {_seconds(wv)}, synapse {_seconds(sv)})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

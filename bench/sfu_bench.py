@@ -41,9 +41,9 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import aiohttp  # noqa: E402
 from aiortc import RTCSessionDescription  # noqa: E402
+from sfu_client import SyntheticClient, pace, pc_config  # noqa: E402
 
 from media_sfu.tokens import mint_access_token  # noqa: E402
-from sfu_client import SyntheticClient, pace, pc_config  # noqa: E402
 
 API_KEY, API_SECRET = "bench", "b" * 40
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -150,7 +150,7 @@ async def run_sfu_size(n: int, base_http: str, ws_url: str, pid: int, duration: 
     cpu = (cpu1 - cpu0) / dt
     out_pps = st["packets_out"] / dt
     e2e = [x for c in clients for x in c.rx.latencies]
-    up = statistics.mean((c.tx_bytes - b) * 8 / dt / 1000 for c, b in zip(clients, tx0))
+    up = statistics.mean((c.tx_bytes - b) * 8 / dt / 1000 for c, b in zip(clients, tx0, strict=True))
     expected_out = (n - 1) * st["packets_in"]
     return {
         "n": n,
@@ -201,9 +201,9 @@ class RelayClient(SyntheticClient):
 
     async def relay_publish(self, session: aiohttp.ClientSession, base: str) -> None:
         from aiortc import RTCPeerConnection
-
-        from media_sfu.aiortc_tap import ForwardingSender, SilentTrack
         from sfu_client import StreamState
+
+        from media_sfu.aiortc_internals import ForwardingSender, SilentTrack
 
         self.pub = RTCPeerConnection(pc_config())
         t = self.pub.addTransceiver(SilentTrack("video", self.identity), direction="sendonly")

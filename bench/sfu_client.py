@@ -20,7 +20,7 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSess
 from aiortc.rtp import RtpPacket
 from livekit.protocol import models, rtc
 
-from media_sfu.aiortc_tap import ForwardingSender, SilentTrack
+from media_sfu.aiortc_internals import ForwardingSender, SilentTrack
 
 MAGIC = 0x10  # VP8 payload descriptor: start of partition, partition 0
 MAX_PAYLOAD = 1100

@@ -1,15 +1,13 @@
-"""``hs.federation``: what the rest of the server calls to talk to other servers."""
+"""Outbound requests to other servers: ``request`` (signed, over TLS, after discovery)
+and one typed wrapper per endpoint the rest of federation calls."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 from federation.transport.client import DEFAULT_TIMEOUT_S, FederationTransport
-
-if TYPE_CHECKING:
-    from federation.sender import FederationSender
-    from homeserver.app import HomeServer
 
 V1 = "/_matrix/federation/v1"
 
@@ -20,10 +18,8 @@ def q(segment: str) -> str:
 
 
 class FederationClient:
-    def __init__(self, hs: "HomeServer", transport: FederationTransport, sender: "FederationSender") -> None:
-        self.hs = hs
+    def __init__(self, transport: FederationTransport) -> None:
         self.transport = transport
-        self.sender = sender
 
     async def request(
         self,
@@ -39,12 +35,6 @@ class FederationClient:
         Raises FederationError (remote status/errcode), FederationUnreachable (502) or
         FederationDenied (403)."""
         return await self.transport.request(destination, method, path, query=query, body=body, timeout=timeout)
-
-    def send_edu(self, destination: str, edu_type: str, content: dict[str, Any]) -> None:
-        self.sender.send_edu(destination, edu_type, content)
-
-    def send_pdu(self, destinations: Iterable[str], event: Any) -> None:
-        self.sender.send_pdu(destinations, event)
 
     # -- E2EE ----------------------------------------------------------------------------
 

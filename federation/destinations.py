@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class RoomServers:
-    def __init__(self, hs: "HomeServer") -> None:
+    def __init__(self, hs: HomeServer) -> None:
         self.hs = hs
         # room -> (member part of the state it was computed from, joined servers)
         self._cache: dict[str, tuple[dict[tuple[str, str], str], frozenset[str]]] = {}

@@ -24,8 +24,9 @@ import json
 import logging
 import random
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class ServerDiscovery:
         except (ValueError, KeyError, TypeError) as e:
             logger.info("invalid well-known from %s: %s", host, e)
             return None, WELL_KNOWN_FAILURE_CACHE_S
-        ttl = WELL_KNOWN_DEFAULT_CACHE_S if max_age is None else max_age
+        ttl: float = WELL_KNOWN_DEFAULT_CACHE_S if max_age is None else max_age
         ttl = min(max(ttl, WELL_KNOWN_MIN_CACHE_S), WELL_KNOWN_MAX_CACHE_S)
         # Spread refreshes so many cached entries do not all expire at once.
         ttl *= random.uniform(0.9, 1.0)

@@ -31,5 +31,13 @@ class FederationDenied(FederationError):
         super().__init__(403, "M_FORBIDDEN", f"Federation with {destination} is not allowed: {reason}", destination)
 
 
+def is_unknown_endpoint(e: FederationError) -> bool:
+    """Synapse's ``is_unknown_endpoint``: the server does not have the endpoint (Matrix
+    1.6: 404/405 ``M_UNRECOGNIZED``; older servers: no JSON error at all, or 400)."""
+    if e.code in (404, 405):
+        return e.body is None or e.errcode == "M_UNRECOGNIZED"
+    return e.code == 400 and e.errcode == "M_UNRECOGNIZED"
+
+
 def unauthorized(msg: str) -> MatrixError:
     return MatrixError(401, "M_UNAUTHORIZED", msg)

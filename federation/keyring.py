@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from signedjson.key import VerifyKey
 
@@ -39,6 +40,9 @@ logger = logging.getLogger(__name__)
 LOCAL_KEY_VALIDITY_MS = 24 * 3600 * 1000
 # Don't refetch a server's keys more often than this when a key id is unknown.
 MIN_REFETCH_INTERVAL_MS = 10_000
+# Servers whose keys (and last fetch time) are kept in memory. Any request naming a new
+# origin adds one, so the memory is bounded: past this many, start again from the store.
+MAX_SERVERS_IN_MEMORY = 10_000
 
 
 class KeyLookupError(MatrixError):
@@ -59,13 +63,14 @@ class CachedKey:
 
 
 class Keyring:
-    def __init__(self, hs: "HomeServer", transport: Any) -> None:
+    def __init__(self, hs: HomeServer, transport: Any) -> None:
         self.hs = hs
         self.transport = transport
         self.store = hs.store
         self._keys: dict[str, dict[str, CachedKey]] = {}
         self._loaded_from_db: set[str] = set()
         self._last_fetch: dict[str, int] = {}
+        self.max_servers_in_memory = MAX_SERVERS_IN_MEMORY
         self._fetching: dict[str, SharedResult[None]] = {}
         self.old_verify_keys: dict[str, dict[str, Any]] = {}  # key id -> {"key", "expired_ts"}
         self._local_response: dict[str, Any] | None = None
@@ -129,6 +134,9 @@ class Keyring:
 
     async def _load_from_db(self, server_name: str) -> None:
         rows = await self.store.get_server_keys(server_name)
+        if len(self._loaded_from_db) >= self.max_servers_in_memory:
+            self._keys.clear()
+            self._loaded_from_db.clear()
         self._loaded_from_db.add(server_name)
         keys = self._keys.setdefault(server_name, {})
         for row in rows:
@@ -146,6 +154,8 @@ class Keyring:
             return
         shared = SharedResult()
         self._fetching[server_name] = shared
+        if len(self._last_fetch) >= self.max_servers_in_memory:
+            self._last_fetch.clear()
         self._last_fetch[server_name] = now_ms()
         try:
             await self._do_fetch(server_name)

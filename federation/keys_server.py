@@ -9,28 +9,38 @@ from typing import TYPE_CHECKING, Any
 from twisted.web.server import Request
 
 from federation.discovery import split_server_name
-from federation.transport.server import unauthenticated
 from homeserver.http.errors import BadJson, InvalidParam
 from homeserver.http.request import parse_integer, parse_json_body
+from homeserver.http.server import RawResponse
+from homeserver.protocol.canonical_json import encode_canonical_json
 
 if TYPE_CHECKING:
+    from federation.service import Federation
     from homeserver.app import HomeServer
 
 MAX_NOTARY_SERVERS = 100
 
 
-def register_key_servlets(hs: "HomeServer") -> None:
+def _canonical(body: Any) -> RawResponse:
+    """Key responses go out as canonical JSON, as Synapse sends them: a checker may verify
+    the signatures against the bytes as served (Complement's TestInboundFederationKeys
+    does), not against a re-encoding."""
+    return RawResponse(200, encode_canonical_json(body), {"Content-Type": "application/json"})
+
+
+def register_key_servlets(hs: HomeServer, fed: Federation) -> None:
     router = hs.federation_router
+    unauthenticated = fed.inbound.unauthenticated
 
-    async def server_keys(request: Request, key_id: str | None = None) -> tuple[int, Any]:
-        return 200, hs.keyring.local_key_response()
+    async def server_keys(request: Request, key_id: str | None = None) -> RawResponse:
+        return _canonical(fed.keyring.local_key_response())
 
-    async def query_one(request: Request, server_name: str) -> tuple[int, Any]:
+    async def query_one(request: Request, server_name: str) -> RawResponse:
         _check_name(server_name)
         minimum = parse_integer(request, "minimum_valid_until_ts") or 0
-        return 200, {"server_keys": await hs.keyring.key_responses_for(server_name, minimum)}
+        return _canonical({"server_keys": await fed.keyring.key_responses_for(server_name, minimum)})
 
-    async def query_many(request: Request) -> tuple[int, Any]:
+    async def query_many(request: Request) -> RawResponse:
         body = parse_json_body(request)
         wanted = body.get("server_keys")
         if not isinstance(wanted, dict):
@@ -45,12 +55,12 @@ def register_key_servlets(hs: "HomeServer") -> None:
                 for c in criteria.values():
                     if isinstance(c, dict) and isinstance(c.get("minimum_valid_until_ts"), int):
                         minimum = max(minimum, c["minimum_valid_until_ts"])
-            out.extend(await hs.keyring.key_responses_for(server_name, minimum))
-        return 200, {"server_keys": out}
+            out.extend(await fed.keyring.key_responses_for(server_name, minimum))
+        return _canonical({"server_keys": out})
 
-    router.register("GET", r"/_matrix/key/v2/server(?:/(?P<key_id>[^/]*))?", unauthenticated(hs, server_keys))
-    router.register("GET", r"/_matrix/key/v2/query/(?P<server_name>[^/]+)(?:/[^/]*)?", unauthenticated(hs, query_one))
-    router.register("POST", r"/_matrix/key/v2/query", unauthenticated(hs, query_many))
+    router.register("GET", r"/_matrix/key/v2/server(?:/(?P<key_id>[^/]*))?", unauthenticated(server_keys))
+    router.register("GET", r"/_matrix/key/v2/query/(?P<server_name>[^/]+)(?:/[^/]*)?", unauthenticated(query_one))
+    router.register("POST", r"/_matrix/key/v2/query", unauthenticated(query_many))
 
 
 def _check_name(server_name: Any) -> None:

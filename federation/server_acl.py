@@ -9,8 +9,9 @@ IPv4/IPv6 literal server names. ``check_server_acl`` applies it to a room we kno
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from homeserver.http.errors import Forbidden
 
@@ -65,7 +66,7 @@ def server_acl_allows(acl_content: Mapping[str, Any] | None, server_name: str) -
     return any(_matches(host, e) for e in allow)
 
 
-async def room_acl_content(hs: "HomeServer", room_id: str) -> dict[str, Any] | None:
+async def room_acl_content(hs: HomeServer, room_id: str) -> dict[str, Any] | None:
     ev = await hs.rooms.get_current_state_event(room_id, "m.room.server_acl", "")
     if ev is None or ev.rejected_reason:
         return None
@@ -73,7 +74,7 @@ async def room_acl_content(hs: "HomeServer", room_id: str) -> dict[str, Any] | N
     return content if isinstance(content, dict) else None
 
 
-async def check_server_acl(hs: "HomeServer", room_id: str, origin: str) -> None:
+async def check_server_acl(hs: HomeServer, room_id: str, origin: str) -> None:
     """Raise 403 M_FORBIDDEN when the room's ACL bans ``origin`` (rooms we don't know pass)."""
     if await hs.rooms.get_room(room_id) is None:
         return

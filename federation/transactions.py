@@ -3,8 +3,8 @@
 Transaction ids are deduplicated per origin (a retried transaction gets the stored
 answer; one still being processed is awaited), transactions from one origin are handled
 one at a time in arrival order, and the spec's limits (50 PDUs, 100 EDUs) are enforced.
-PDUs go to ``hs.federation_events.on_receive_pdus`` (the rooms layer); EDUs to
-``federation.edu``.
+PDUs go to the ingest of the rooms layer (``federation/rooms/ingest.py``); EDUs to
+``federation/edus/inbound.py``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 from twisted.web.server import Request
 
-from federation.edu import receive_edu
-from federation.transport.server import authenticated, json_body
+from federation.edus.inbound import receive_edu
+from federation.transport.server import json_body
 from homeserver.http.errors import BadJson
 from homeserver.util.async_helpers import SharedResult
 from homeserver.util.ids import now_ms
 
 if TYPE_CHECKING:
+    from federation.service import Federation
     from homeserver.app import HomeServer
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,9 @@ MAX_EDUS = 100
 
 
 class TransactionReceiver:
-    def __init__(self, hs: "HomeServer") -> None:
+    def __init__(self, hs: HomeServer, fed: Federation) -> None:
         self.hs = hs
+        self.fed = fed
         self._inflight: dict[tuple[str, str], SharedResult[dict[str, Any]]] = {}
         self._locks: dict[str, defer.DeferredLock] = {}
 
@@ -75,10 +77,9 @@ class TransactionReceiver:
 
     async def _process(self, origin: str, pdus: list[Any], edus: list[Any]) -> dict[str, Any]:
         results: dict[str, Any] = {}
-        handler = getattr(self.hs, "federation_events", None)
-        if pdus and handler is not None:
-            outcome = await handler.on_receive_pdus(origin, pdus)
-            for event_id, error in (outcome or {}).items():
+        if pdus:
+            outcome = await self.fed.ingest.on_receive_pdus(origin, pdus)
+            for event_id, error in outcome.items():
                 results[event_id] = {} if error is None else {"error": str(error)}
         for edu in edus:
             if not isinstance(edu, dict):
@@ -93,10 +94,7 @@ class TransactionReceiver:
                 logger.info("EDU %s from %s ignored: %s", edu_type, origin, e)
         return {"pdus": results}
 
-
-def register_transaction_servlet(hs: "HomeServer") -> None:
-    receiver = TransactionReceiver(hs)
-    hs.federation_transactions = receiver  # type: ignore[attr-defined]
-    hs.federation_router.register(
-        "PUT", r"/_matrix/federation/v1/send/(?P<txn_id>[^/]+)", authenticated(hs, receiver.on_send)
-    )
+    def register(self) -> None:
+        self.hs.federation_router.register(
+            "PUT", r"/_matrix/federation/v1/send/(?P<txn_id>[^/]+)", self.fed.authenticated(self.on_send)
+        )

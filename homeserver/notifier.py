@@ -7,11 +7,11 @@ receipts, typing, account data, to-device, presence) call ``notify_users`` or
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import Counter
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 SYNC_WAKEUPS = Counter("wspr_sync_wakeups_total", "Long-poll /sync requests woken by a new event")
 
@@ -21,11 +21,20 @@ class Notifier:
         self._reactor = reactor
         self._users_in_room = users_in_room
         self._waiters: dict[str, list[defer.Deferred[bool]]] = {}
+        self._timers: set[IDelayedCall] = set()
         # Users who are not joined but still need waking for a room (invitees, the just-left).
         self._listeners: list[Callable[[set[str]], None]] = []
 
     def add_listener(self, fn: Callable[[set[str]], None]) -> None:
         self._listeners.append(fn)
+
+    def stop(self) -> None:
+        """At shutdown: the long-polls still waiting get no timer (their connections are
+        being closed), so nothing of the stopped server stays scheduled on the reactor."""
+        for call in self._timers:
+            if call.active():
+                call.cancel()
+        self._timers.clear()
 
     def notify_users(self, user_ids: Iterable[str]) -> None:
         users = set(user_ids)
@@ -50,10 +59,17 @@ class Notifier:
             return False
         d: defer.Deferred[bool] = defer.Deferred()
         self._waiters.setdefault(user_id, []).append(d)
-        call = self._reactor.callLater(timeout_ms / 1000.0, lambda: d.called or d.callback(False))
+
+        def expire() -> None:
+            if not d.called:
+                d.callback(False)
+
+        call = self._reactor.callLater(timeout_ms / 1000.0, expire)
+        self._timers.add(call)
         try:
             return await d
         finally:
+            self._timers.discard(call)
             if call.active():
                 call.cancel()
             waiters = self._waiters.get(user_id)

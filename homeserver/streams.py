@@ -9,6 +9,7 @@ reader never skips a row that is still being written.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 
 
 class StreamIdGenerator:
@@ -17,11 +18,19 @@ class StreamIdGenerator:
         self._visible = current
         self._in_flight: list[int] = []
         self._done: set[int] = set()
+        # Called with the new visible position each time it moves (a reader that read up
+        # to an older one while later positions were in flight looks again then).
+        self.listeners: list[Callable[[int], None]] = []
 
     @property
     def current(self) -> int:
         """Every position up to here is persisted and safe to read."""
         return self._visible
+
+    @property
+    def last_allocated(self) -> int:
+        """Beyond ``current`` while positions are still being written."""
+        return self._last_allocated
 
     def allocate(self) -> int:
         self._last_allocated += 1
@@ -31,14 +40,17 @@ class StreamIdGenerator:
     def complete(self, position: int) -> bool:
         """Marks a position persisted (or abandoned); True if the visible position moved."""
         self._done.add(position)
-        moved = False
+        before = self._visible
         while self._in_flight and self._in_flight[0] in self._done:
             done = heapq.heappop(self._in_flight)
             self._done.discard(done)
             self._visible = done
-            moved = True
         if not self._in_flight:
             self._visible = self._last_allocated
+        moved = self._visible != before
+        if moved:
+            for listener in self.listeners:
+                listener(self._visible)
         return moved
 
 

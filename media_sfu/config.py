@@ -1,7 +1,7 @@
 """Configuration of the SFU: the `sfu:` section of wspr.yaml.
 
 The homeserver's config loader calls :meth:`SFUConfig.from_dict` on that section, so every
-error names the offending key as ``sfu.<key>`` and is a ``ValueError``.
+error names the offending key as ``sfu.<key>`` and is a :class:`SFUConfigError` (a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+class SFUConfigError(ValueError):
+    """A bad ``sfu:`` section (wrong types included: the homeserver reports every config error alike)."""
 
 
 @dataclass(frozen=True)
@@ -77,11 +81,11 @@ class SFUConfig:
         return self.public_url or f"ws://{self.bind_address}:{self.port}"
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "SFUConfig":
+    def from_dict(cls, d: dict[str, Any] | None) -> SFUConfig:
         if d is None:
             d = {}
         if not isinstance(d, dict):
-            raise ValueError("sfu: must be a mapping")
+            raise SFUConfigError("sfu: must be a mapping")
         known = {
             "enabled", "bind_address", "port", "public_url", "api_key", "api_secret", "rtc",
             "ice_servers", "ping_interval", "ping_timeout", "pli_interval", "token_refresh_interval",
@@ -89,7 +93,7 @@ class SFUConfig:
         }
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"sfu.{unknown[0]}: unknown key")
+            raise SFUConfigError(f"sfu.{unknown[0]}: unknown key")
         defaults = cls()
 
         enabled = _bool(d, "enabled", defaults.enabled)
@@ -98,53 +102,53 @@ class SFUConfig:
         port = _int(d, "port", defaults.port, 0, 65535)
         public_url = _str(d, "public_url", defaults.public_url)
         if public_url and not public_url.startswith(("ws://", "wss://", "http://", "https://")):
-            raise ValueError("sfu.public_url: must start with ws://, wss://, http:// or https://")
+            raise SFUConfigError("sfu.public_url: must start with ws://, wss://, http:// or https://")
         public_url = public_url.rstrip("/")
         api_key = _str(d, "api_key", defaults.api_key)
         if not api_key:
-            raise ValueError("sfu.api_key: must not be empty")
+            raise SFUConfigError("sfu.api_key: must not be empty")
         api_secret = _str(d, "api_secret", defaults.api_secret)
         if enabled and len(api_secret) < 32:
             # HS256 with a short secret is brute-forceable; LiveKit itself demands 32 chars
-            raise ValueError("sfu.api_secret: must be at least 32 characters")
+            raise SFUConfigError("sfu.api_secret: must be at least 32 characters")
 
         rtc_d = d.get("rtc") or {}
         if not isinstance(rtc_d, dict):
-            raise ValueError("sfu.rtc: must be a mapping")
+            raise SFUConfigError("sfu.rtc: must be a mapping")
         bad = sorted(set(rtc_d) - {"public_ip", "bind_ip", "udp_port_min", "udp_port_max"})
         if bad:
-            raise ValueError(f"sfu.rtc.{bad[0]}: unknown key")
+            raise SFUConfigError(f"sfu.rtc.{bad[0]}: unknown key")
         public_ip = rtc_d.get("public_ip")
         if public_ip is not None:
             if not isinstance(public_ip, str):
-                raise ValueError("sfu.rtc.public_ip: must be an IP address string")
+                raise SFUConfigError("sfu.rtc.public_ip: must be an IP address string")
             _ip(public_ip, "rtc.public_ip")
         bind_ip = _str(rtc_d, "bind_ip", "0.0.0.0", "rtc.bind_ip")
         _ip(bind_ip, "rtc.bind_ip")
         pmin = _int(rtc_d, "udp_port_min", 0, 0, 65535, "rtc.udp_port_min")
         pmax = _int(rtc_d, "udp_port_max", 0, 0, 65535, "rtc.udp_port_max")
         if (pmin == 0) != (pmax == 0):
-            raise ValueError("sfu.rtc.udp_port_max: udp_port_min and udp_port_max go together")
+            raise SFUConfigError("sfu.rtc.udp_port_max: udp_port_min and udp_port_max go together")
         if pmin > pmax:
-            raise ValueError("sfu.rtc.udp_port_max: must be >= udp_port_min")
+            raise SFUConfigError("sfu.rtc.udp_port_max: must be >= udp_port_min")
         rtc = RTCSettings(public_ip=public_ip, bind_ip=bind_ip, udp_port_min=pmin, udp_port_max=pmax)
 
         servers_raw = d.get("ice_servers") or []
         if not isinstance(servers_raw, list):
-            raise ValueError("sfu.ice_servers: must be a list")
+            raise SFUConfigError("sfu.ice_servers: must be a list")
         servers = []
         for i, s in enumerate(servers_raw):
             key = f"ice_servers[{i}]"
             if not isinstance(s, dict):
-                raise ValueError(f"sfu.{key}: must be a mapping")
+                raise SFUConfigError(f"sfu.{key}: must be a mapping")
             urls = s.get("urls")
             if isinstance(urls, str):
                 urls = [urls]
             if not urls or not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-                raise ValueError(f"sfu.{key}.urls: must be a non-empty list of strings")
+                raise SFUConfigError(f"sfu.{key}.urls: must be a non-empty list of strings")
             for u in urls:
                 if not u.startswith(("stun:", "stuns:", "turn:", "turns:")):
-                    raise ValueError(f"sfu.{key}.urls: {u!r} is not a stun:/turn: URL")
+                    raise SFUConfigError(f"sfu.{key}.urls: {u!r} is not a stun:/turn: URL")
             servers.append(IceServer(
                 urls=tuple(urls),
                 username=_str(s, "username", "", f"{key}.username"),
@@ -154,13 +158,13 @@ class SFUConfig:
         ping_interval = _int(d, "ping_interval", defaults.ping_interval, 1, 3600)
         ping_timeout = _int(d, "ping_timeout", defaults.ping_timeout, 2, 3600)
         if ping_timeout <= ping_interval:
-            raise ValueError("sfu.ping_timeout: must be greater than ping_interval")
+            raise SFUConfigError("sfu.ping_timeout: must be greater than ping_interval")
         pli_interval = _float(d, "pli_interval", defaults.pli_interval, 0, 60)
         token_refresh_interval = _float(d, "token_refresh_interval", defaults.token_refresh_interval, 1, 86400)
         speaker_interval = _float(d, "speaker_interval", defaults.speaker_interval, 0.05, 60)
         log_level = _str(d, "log_level", defaults.log_level).upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise ValueError("sfu.log_level: must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+            raise SFUConfigError("sfu.log_level: must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
         debug_stats = _bool(d, "debug_stats", defaults.debug_stats)
         simulcast = _bool(d, "simulcast", defaults.simulcast)
@@ -177,11 +181,11 @@ class SFUConfig:
         )
 
     @classmethod
-    def from_yaml_file(cls, path: str | Path) -> "SFUConfig":
+    def from_yaml_file(cls, path: str | Path) -> SFUConfig:
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f) or {}
         if not isinstance(doc, dict):
-            raise ValueError(f"{path}: top level must be a mapping")
+            raise SFUConfigError(f"{path}: top level must be a mapping")
         return cls.from_dict(doc.get("sfu"))
 
 
@@ -190,32 +194,32 @@ def _str(d: dict, key: str, default: str, name: str | None = None) -> str:
     if v is None:
         return default
     if not isinstance(v, str):
-        raise ValueError(f"sfu.{name or key}: must be a string")
+        raise SFUConfigError(f"sfu.{name or key}: must be a string")
     return v
 
 
 def _bool(d: dict, key: str, default: bool) -> bool:
     v = d.get(key, default)
     if not isinstance(v, bool):
-        raise ValueError(f"sfu.{key}: must be true or false")
+        raise SFUConfigError(f"sfu.{key}: must be true or false")
     return v
 
 
 def _int(d: dict, key: str, default: int, lo: int, hi: int, name: str | None = None) -> int:
     v = d.get(key, default)
     if isinstance(v, bool) or not isinstance(v, int):
-        raise ValueError(f"sfu.{name or key}: must be an integer")
+        raise SFUConfigError(f"sfu.{name or key}: must be an integer")
     if not lo <= v <= hi:
-        raise ValueError(f"sfu.{name or key}: must be between {lo} and {hi}")
+        raise SFUConfigError(f"sfu.{name or key}: must be between {lo} and {hi}")
     return v
 
 
 def _float(d: dict, key: str, default: float, lo: float, hi: float) -> float:
     v = d.get(key, default)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError(f"sfu.{key}: must be a number")
+        raise SFUConfigError(f"sfu.{key}: must be a number")
     if not lo <= v <= hi:
-        raise ValueError(f"sfu.{key}: must be between {lo} and {hi}")
+        raise SFUConfigError(f"sfu.{key}: must be between {lo} and {hi}")
     return float(v)
 
 
@@ -223,4 +227,4 @@ def _ip(v: str, name: str) -> None:
     try:
         ipaddress.ip_address(v)
     except ValueError:
-        raise ValueError(f"sfu.{name}: {v!r} is not an IP address") from None
+        raise SFUConfigError(f"sfu.{name}: {v!r} is not an IP address") from None

@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from aiortc.clock import current_ntp_time
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RtpPacket
+from aiortc import RTCRtpCodecParameters, RTCRtpReceiver
 from livekit.protocol import models
 
-from .aiortc_tap import ForwardingSender, ReceiverTap
 from . import vp8
+from .aiortc_internals import (
+    ForwardingSender,
+    PacketHandler,
+    ReceiverTap,
+    RtpPacket,
+    SenderReportHandler,
+    current_ntp_time,
+)
 from .rtp_rewrite import RtpRewriter
 
 log = logging.getLogger(__name__)
@@ -95,11 +100,15 @@ class PublishedTrack:
         self._available_at = 0.0
         self._last_pli: dict[int, float] = {}
         # dynacast: tell the publisher which layers anyone wants, so it stops encoding the rest
-        self.on_subscribed_layers: Callable[["PublishedTrack", int], None] | None = None
+        self.on_subscribed_layers: Callable[[PublishedTrack, int], None] | None = None
         self._announced_max: int | None = None
         self._downgrade: asyncio.TimerHandle | None = None
 
-    def attach_receiver(self, tap_factory: Callable[..., ReceiverTap], receiver) -> None:
+    def attach_receiver(
+        self,
+        tap_factory: Callable[[RTCRtpReceiver, PacketHandler, SenderReportHandler], ReceiverTap],
+        receiver: RTCRtpReceiver,
+    ) -> None:
         self.tap = tap_factory(receiver, self._on_packet, self._on_sender_report)
 
     def _on_sender_report(self, ssrc: int, ntp: int, rtp_ts: int) -> None:
@@ -177,12 +186,14 @@ class PublishedTrack:
         asyncio.ensure_future(self._send_pli(ssrc))
 
     async def _send_pli(self, ssrc: int) -> None:
+        if self.tap is None:
+            return
         try:
-            await self.tap.request_keyframe(ssrc)  # type: ignore[union-attr]
+            await self.tap.request_keyframe(ssrc)
         except ConnectionError:
             pass
 
-    def add_downtrack(self, dt: "DownTrack") -> None:
+    def add_downtrack(self, dt: DownTrack) -> None:
         self.downtracks[dt.subscriber_sid] = dt
         self._fanout = tuple(self.downtracks.values())
         self.update_subscribed_layers()
@@ -232,10 +243,10 @@ class PublishedTrack:
 
     def layer_for_size(self, width: int, height: int) -> int:
         """Smallest announced layer at least this big (adaptive stream sends element sizes)."""
-        layers = sorted(self.info.layers, key=lambda l: l.width * l.height)
-        for l in layers:
-            if l.width >= width and l.height >= height:
-                return int(l.quality)
+        layers = sorted(self.info.layers, key=lambda layer: layer.width * layer.height)
+        for layer in layers:
+            if layer.width >= width and layer.height >= height:
+                return int(layer.quality)
         return HIGHEST
 
 

@@ -12,22 +12,23 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
+    RTCDataChannel,
     RTCPeerConnection,
     RTCRtpSender,
+    RTCRtpTransceiver,
     RTCSessionDescription,
 )
-from aiortc.codecs import is_rtx
-from aiortc import sdp as aiortc_sdp
-from aiortc.sdp import candidate_from_sdp
 from livekit.protocol import models, rtc
 
+from . import aiortc_internals as internals
 from . import simulcast
-from .aiortc_tap import ForwardingSender, ReceiverTap, SilentTrack
+from .aiortc_internals import ForwardingSender, ReceiverTap, SilentTrack, is_rtx
 from .forwarding import DownTrack, PublishedTrack
 from .ice import IcePolicy, policy_applied
 from .ids import participant_sid, track_sid
@@ -52,7 +53,7 @@ def _pc_config() -> RTCConfiguration:
 class Participant:
     def __init__(
         self,
-        room: "Room",
+        room: Room,
         claims: AccessClaims,
         send: Callable[[rtc.SignalResponse], None],
         *,
@@ -86,19 +87,21 @@ class Participant:
         self._by_mid: dict[str | None, str] = {}  # publisher PC mid -> published track sid
         self._rids_by_mid: dict[str, list[str]] = {}  # simulcast layers in the last offer
         self.downtracks: dict[str, DownTrack] = {}
+        # subscriber PC transceiver of each down-track (track sid), made inactive on unsubscribe
+        self._down_transceivers: dict[str, RTCRtpTransceiver] = {}
         self.meter = AudioLevelMeter()
         self.publisher_pc: RTCPeerConnection | None = None
         self.subscriber_pc: RTCPeerConnection | None = None
-        self._pending_candidates: dict[int, list[dict]] = {PUBLISHER: [], SUBSCRIBER: []}
+        self._pending_candidates: dict[int, list[dict[str, Any]]] = {PUBLISHER: [], SUBSCRIBER: []}
         self._offer_id = 0
         self._awaiting_answer = False
         self._negotiation_needed = False
-        self._negotiation_task: asyncio.Task | None = None
-        self.on_failed: Callable[["Participant"], None] | None = None
+        self._negotiation_task: asyncio.Task[None] | None = None
+        self.on_failed: Callable[[Participant], None] | None = None
         # LiveKit data packets: received on the client's channels of the publisher PC, sent
         # on the SFU's channels of the subscriber PC (label -> channel / pending messages)
-        self.on_data: Callable[["Participant", bytes, bool], None] | None = None
-        self._down_channels: dict[str, object] = {}
+        self.on_data: Callable[[Participant, bytes, bool], None] | None = None
+        self._down_channels: dict[str, RTCDataChannel] = {}
         self._down_pending: dict[str, list[bytes]] = {"_reliable": [], "_lossy": []}
 
     # ---- state -------------------------------------------------------------------------
@@ -167,8 +170,8 @@ class Participant:
         if pc is not None and pc.remoteDescription is not None:
             for t in pc.getTransceivers():
                 if (t.kind in ("audio", "video") and t.mid not in self._by_mid
-                        and t._offerDirection in ("recvonly", "sendrecv")):
-                    published = self._match_track(t, None, self._rids_by_mid.get(t.mid))
+                        and internals.offer_direction(t) in ("recvonly", "sendrecv")):
+                    published = self._match_track(t, None, self._rids_by_mid.get(t.mid or ""))
                     if published is not None:
                         return published
         return None
@@ -192,8 +195,7 @@ class Participant:
         pc = self._ensure_publisher_pc()
         with policy_applied(self.ice):
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sd.sdp, type="offer"))
-        offer = aiortc_sdp.SessionDescription.parse(sd.sdp)
-        track_ids = {m.rtp.muxId: offer.webrtc_track_id(m) for m in offer.media}
+        track_ids = internals.offered_track_ids(sd.sdp)
         rids_by_mid = simulcast.offered_rids_by_mid(sd.sdp) if self.simulcast else {}
         self._rids_by_mid = rids_by_mid
         new_tracks: list[PublishedTrack] = []
@@ -203,13 +205,14 @@ class Participant:
                 continue
             # keep one codec (the client's first choice) and its RTX: that is what it will send
             # and what every subscriber's down-track is negotiated for
-            media = [c for c in transceiver._codecs if not is_rtx(c)]
+            codecs = internals.negotiated_codecs(transceiver)
+            media = [c for c in codecs if not is_rtx(c)]
             if media:
                 first = media[0]
-                transceiver._codecs = [first] + [
-                    c for c in transceiver._codecs if is_rtx(c) and c.parameters.get("apt") == first.payloadType
-                ]
-            receiving = transceiver._offerDirection in ("recvonly", "sendrecv")
+                internals.keep_codecs(transceiver, [first] + [
+                    c for c in codecs if is_rtx(c) and c.parameters.get("apt") == first.payloadType
+                ])
+            receiving = internals.offer_direction(transceiver) in ("recvonly", "sendrecv")
             current = self._by_mid.get(transceiver.mid)
             msid_track = track_ids.get(transceiver.mid)
             if current is not None:
@@ -220,7 +223,7 @@ class Participant:
                     self._unpublish(current)
                     current = None
             if receiving and current is None:
-                published = self._match_track(transceiver, msid_track, rids_by_mid.get(transceiver.mid))
+                published = self._match_track(transceiver, msid_track, rids_by_mid.get(transceiver.mid or ""))
                 if published is not None:
                     new_tracks.append(published)
         await self._flush_candidates(PUBLISHER)
@@ -233,7 +236,9 @@ class Participant:
             self.send(rtc.SignalResponse(track_unpublished=rtc.TrackUnpublishedResponse(track_sid=sid)))
         return new_tracks, stopped
 
-    def _match_track(self, transceiver, msid_track: str | None, rids: list[str] | None = None) -> PublishedTrack | None:
+    def _match_track(
+        self, transceiver: RTCRtpTransceiver, msid_track: str | None, rids: list[str] | None = None
+    ) -> PublishedTrack | None:
         kind_type = models.TrackType.AUDIO if transceiver.kind == "audio" else models.TrackType.VIDEO
         info = self.pending_by_cid.pop(msid_track, None) if msid_track else None
         if info is not None and info.type != kind_type:
@@ -247,7 +252,7 @@ class Participant:
         if info is None:
             log.debug("%s: m-line %s matches no add_track (yet)", self.identity, transceiver.mid)
             return None
-        codec = next((c for c in transceiver._codecs if not is_rtx(c)), None)
+        codec = next((c for c in internals.negotiated_codecs(transceiver) if not is_rtx(c)), None)
         if codec is None:
             return None
         info.mime_type = codec.mimeType
@@ -263,7 +268,7 @@ class Participant:
         if published.simulcast and self.dynacast:
             published.on_subscribed_layers = self._send_subscribed_layers
         published.client_track_id = msid_track
-        simulcast.patch_router_mid_fallback(transceiver.receiver.transport._rtp_router)
+        internals.route_unsignalled_by_mid(transceiver)
         published.attach_receiver(ReceiverTap, transceiver.receiver)
         self.published[info.sid] = published
         self._by_mid[transceiver.mid] = info.sid
@@ -313,7 +318,7 @@ class Participant:
         with policy_applied(self.ice):
             transceiver = pc.addTransceiver(SilentTrack(track.kind, track.sid), direction="sendonly")
         # LiveKit clients find the publisher and track from the msid "<PA_sid>|<TR_sid> <TR_sid>"
-        transceiver.sender._stream_id = f"{track.publisher_sid}|{track.sid}"
+        internals.set_msid_stream(transceiver.sender, f"{track.publisher_sid}|{track.sid}")
         caps = RTCRtpSender.getCapabilities(track.kind).codecs
         wanted = track.codec.mimeType.lower()
         prefs = [c for c in caps if c.mimeType.lower() == wanted][:1]
@@ -323,8 +328,8 @@ class Participant:
             transceiver.setCodecPreferences(prefs)
         sender = ForwardingSender(transceiver.sender, lambda: dt.request_keyframe())
         dt = DownTrack(track, self.sid, sender)
-        dt.transceiver = transceiver  # type: ignore[attr-defined]
         self.downtracks[track.sid] = dt
+        self._down_transceivers[track.sid] = transceiver
         track.add_downtrack(dt)
         self.schedule_negotiation()
 
@@ -336,13 +341,13 @@ class Participant:
         dt.paused = True
         # aiortc cannot remove an m-line: make it inactive (the client ends the remote track)
         # and stop the sender's RTCP loop; the m-line itself stays in later offers
-        transceiver = getattr(dt, "transceiver", None)
+        transceiver = self._down_transceivers.pop(track_sid, None)
         if transceiver is not None and not self.closed:
             transceiver.direction = "inactive"
             asyncio.ensure_future(self._stop_sender(transceiver.sender))
             self.schedule_negotiation()
 
-    async def _stop_sender(self, sender) -> None:
+    async def _stop_sender(self, sender: RTCRtpSender) -> None:
         try:
             await asyncio.wait_for(sender.stop(), 5)
         except Exception:
@@ -404,10 +409,10 @@ class Participant:
 
     # ---- data packets ------------------------------------------------------------------
 
-    def _on_client_channel(self, channel) -> None:
+    def _on_client_channel(self, channel: RTCDataChannel) -> None:
         reliable = channel.label != "_lossy"
 
-        def on_message(message) -> None:
+        def on_message(message: bytes | str) -> None:
             if isinstance(message, bytes) and self.on_data is not None and not self.closed:
                 self.on_data(self, message, reliable)
 
@@ -418,9 +423,8 @@ class Participant:
         # Created just before the first offer, after any transceiver: when aiortc's SCTP
         # transport is created first, the media bundled onto it never connected with libwebrtc.
         with policy_applied(self.ice):
-            for label, kw in (("_reliable", {"ordered": True}),
-                              ("_lossy", {"ordered": False, "maxRetransmits": 0})):
-                ch = pc.createDataChannel(label, **kw)
+            for label, ordered, max_retransmits in (("_reliable", True, None), ("_lossy", False, 0)):
+                ch = pc.createDataChannel(label, ordered=ordered, maxRetransmits=max_retransmits)
                 self._down_channels[label] = ch
                 ch.on("open", lambda label=label: self._flush_data(label))
 
@@ -467,11 +471,11 @@ class Participant:
             line = init.get("candidate") or ""
             if not line:
                 continue
-            if line.startswith("candidate:"):
-                line = line[len("candidate:"):]
+            line = line.removeprefix("candidate:")
             try:
-                cand = candidate_from_sdp(line)
-            except Exception:
+                cand = internals.candidate_from_sdp(line)
+            except Exception:  # untrusted input; aiortc's parser raises several kinds
+                log.debug("%s: unparsable candidate %r", self.identity, line, exc_info=True)
                 continue
             cand.sdpMid = init.get("sdpMid")
             cand.sdpMLineIndex = init.get("sdpMLineIndex")
@@ -479,8 +483,8 @@ class Participant:
                 cand.sdpMLineIndex = 0
             try:
                 await pc.addIceCandidate(cand)
-            except Exception as exc:
-                log.debug("%s: bad candidate %r: %s", self.identity, line, exc)
+            except Exception:
+                log.debug("%s: bad candidate %r", self.identity, line, exc_info=True)
 
     def _on_pc_state(self, pc: RTCPeerConnection, which: str) -> None:
         log.debug("%s: %s PC %s", self.identity, which, pc.connectionState)
@@ -500,6 +504,7 @@ class Participant:
         for dt in self.downtracks.values():
             dt.track.remove_downtrack(self.sid)
         self.downtracks.clear()
+        self._down_transceivers.clear()
         if self._negotiation_task is not None:
             self._negotiation_task.cancel()
         for pc in (self.publisher_pc, self.subscriber_pc):

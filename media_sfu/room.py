@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
+from google.protobuf.message import DecodeError
 from livekit.protocol import models, rtc
 
 from .forwarding import PublishedTrack
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class Room:
-    def __init__(self, name: str, *, speaker_interval: float, on_empty: Callable[["Room"], None]) -> None:
+    def __init__(self, name: str, *, speaker_interval: float, on_empty: Callable[[Room], None]) -> None:
         self.name = name
         self.sid = room_sid()
         self.created = int(time.time())
@@ -66,7 +67,7 @@ class Room:
             return
         try:
             pkt = models.DataPacket.FromString(raw)
-        except Exception:
+        except DecodeError:
             return
         pkt.participant_identity = sender.identity
         pkt.participant_sid = sender.sid

@@ -8,9 +8,9 @@ import logging
 import os
 import socket
 import threading
+from typing import Any
 
-from . import ice, simulcast
-from .aiortc_tap import check_internals
+from . import aiortc_internals, ice
 from .config import SFUConfig
 from .forwarding import STATS
 from .ids import new_id
@@ -46,9 +46,8 @@ class SFUServer:
 
     async def start(self) -> None:
         # fail at startup, not on the first call, if a pinned-aiortc assumption broke
-        check_internals()
-        ice.install()
-        simulcast.install_rid_extensions()
+        await aiortc_internals.verify()
+        aiortc_internals.install()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             make_factory(self), self.config.bind_address, self.config.port,
@@ -61,7 +60,7 @@ class SFUServer:
     def start_in_thread(self, timeout: float = 10) -> str:
         """Start on a private event loop in a daemon thread; return the ws URL."""
         loop = asyncio.new_event_loop()
-        started = concurrent.futures.Future()
+        started: concurrent.futures.Future[str] = concurrent.futures.Future()
 
         def run() -> None:
             asyncio.set_event_loop(loop)
@@ -70,7 +69,7 @@ class SFUServer:
                 try:
                     await self.start()
                     started.set_result(self.url)
-                except BaseException as e:  # report, do not die silently
+                except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread by result()
                     started.set_exception(e)
 
             loop.create_task(boot())
@@ -91,11 +90,11 @@ class SFUServer:
         thread.join(timeout)
         self._thread = self._thread_loop = None
 
-    def debug_stats(self, *, reset: bool = False, latency: str | None = None) -> dict:
+    def debug_stats(self, *, reset: bool = False, latency: str | None = None) -> dict[str, Any]:
         """Counters for benchmarks (served at /debug/stats when sfu.debug_stats is on)."""
         st = self.stats
 
-        def summary(values: list[float]) -> dict:
+        def summary(values: list[float]) -> dict[str, float | None]:
             v = sorted(values)
 
             def pct(q: float) -> float | None:
@@ -118,7 +117,8 @@ class SFUServer:
         if reset:
             st.reset()
         if latency in ("0", "1"):
-            st.collect_latency = ice.RECORD_ARRIVALS = latency == "1"
+            st.collect_latency = latency == "1"
+            aiortc_internals.record_arrivals(st.collect_latency)
         return out
 
     async def stop(self) -> None:
@@ -128,7 +128,7 @@ class SFUServer:
         if self._server is not None:
             try:
                 await asyncio.wait_for(self._server.wait_closed(), 2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._server = None
         log.info("SFU stopped")

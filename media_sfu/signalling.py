@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from autobahn.asyncio.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from autobahn.websocket.types import ConnectionDeny
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from google.protobuf.message import DecodeError
 from livekit.protocol import models, rtc
 
 from .participant import Participant
 from .tokens import AccessClaims, TokenError, mint_access_token, verify_access_token
 
 if TYPE_CHECKING:
+    from .room import Room
     from .server import SFUServer
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,11 @@ def _route(path: str) -> str:
     return "unknown"
 
 
+def _first(params: dict[str, list[str]], key: str) -> str | None:
+    values = params.get(key)
+    return values[0] if values else None
+
+
 def _bearer(headers: dict[str, str]) -> str | None:
     auth = headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
@@ -58,7 +65,7 @@ def _bearer(headers: dict[str, str]) -> str | None:
 
 
 class SignalProtocol(WebSocketServerProtocol):
-    sfu: "SFUServer"
+    sfu: SFUServer
 
     def __init__(self) -> None:
         super().__init__()
@@ -66,8 +73,8 @@ class SignalProtocol(WebSocketServerProtocol):
         self.participant: Participant | None = None
         self.auto_subscribe = True
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._worker: asyncio.Task | None = None
-        self._watchdog: asyncio.Task | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self._last_heard = time.monotonic()
         self._gone = False
 
@@ -101,7 +108,7 @@ class SignalProtocol(WebSocketServerProtocol):
             params = parse_qs(url.query)
             body = json.dumps(self.sfu.debug_stats(
                 reset=params.get("reset") == ["1"],
-                latency=(params.get("latency") or [None])[0])).encode()
+                latency=_first(params, "latency"))).encode()
             self._respond(200, "OK", body, "application/json")
         elif route == "v1_validate":
             # no single-PC support: 404 (without "room does not exist") makes livekit-client
@@ -109,7 +116,7 @@ class SignalProtocol(WebSocketServerProtocol):
             self._respond(404, "Not Found", b"single peer connection not supported")
         elif route == "validate" and method == "GET":
             params = parse_qs(url.query)
-            token = (params.get("access_token") or [None])[0] or _bearer(headers)
+            token = _first(params, "access_token") or _bearer(headers)
             try:
                 verify_access_token(token or "", self.sfu.secrets)
             except TokenError as e:
@@ -130,30 +137,29 @@ class SignalProtocol(WebSocketServerProtocol):
 
     # ---- WebSocket ---------------------------------------------------------------------
 
-    def onConnect(self, request):  # type: ignore[override]
+    def onConnect(self, request: ConnectionRequest) -> None:
         route = _route(request.path)
         if route == "v1":
             raise ConnectionDeny(404, "Not Found")
         if route != "rtc":
             raise ConnectionDeny(404, "Not Found")
-        token = (request.params.get("access_token") or [None])[0] or _bearer(request.headers)
+        token = _first(request.params, "access_token") or _bearer(request.headers)
         try:
             claims = verify_access_token(token or "", self.sfu.secrets)
         except TokenError as e:
-            raise ConnectionDeny(401, f"invalid token: {e}")
+            raise ConnectionDeny(401, f"invalid token: {e}") from e
         if not claims.video.room_join or not claims.video.room:
             raise ConnectionDeny(401, "token has no roomJoin grant")
         if self.sfu.rooms.get(claims.video.room) is None and not claims.video.room_create:
             # LiveKit's wording; livekit-client treats this 404 as "room missing", not "no v1"
             raise ConnectionDeny(404, "requested room does not exist")
-        if (request.params.get("reconnect") or ["0"])[0] == "1":
+        if _first(request.params, "reconnect") == "1":
             # Resuming needs an ICE restart of the old peer connections, which aiortc cannot
             # do. Failing the resume makes both SDKs fall back to a full rejoin (the new join
             # replaces the stale participant by identity).
             raise ConnectionDeny(409, "resume not supported, rejoin")
         self.claims = claims
-        self.auto_subscribe = (request.params.get("auto_subscribe") or ["1"])[0] not in ("0", "false")
-        return None
+        self.auto_subscribe = (_first(request.params, "auto_subscribe") or "1") not in ("0", "false")
 
     def onOpen(self) -> None:
         self._worker = asyncio.ensure_future(self._run())
@@ -166,7 +172,7 @@ class SignalProtocol(WebSocketServerProtocol):
         else:
             log.debug("ignoring text frame (JSON signalling is not supported)")
 
-    def onClose(self, wasClean: bool, code, reason) -> None:
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self._gone = True
         self._queue.put_nowait(None)
         if self._watchdog is not None:
@@ -202,7 +208,11 @@ class SignalProtocol(WebSocketServerProtocol):
         p = Participant(room, self.claims, self.send_response, ice=sfu.ice_policy,
                         pli_interval=cfg.pli_interval, auto_subscribe=self.auto_subscribe,
                         simulcast=cfg.simulcast, dynacast=cfg.dynacast)
-        p.on_failed = lambda part: asyncio.ensure_future(self._drop(part))
+
+        def on_failed(part: Participant) -> None:
+            asyncio.ensure_future(self._drop(part))
+
+        p.on_failed = on_failed
         p.on_data = room.forward_data
         self.participant = p
         others = room.add(p)
@@ -233,7 +243,7 @@ class SignalProtocol(WebSocketServerProtocol):
                     break
                 try:
                     req = rtc.SignalRequest.FromString(data)
-                except Exception:
+                except DecodeError:
                     log.info("%s: undecodable signal message", p.identity)
                     continue
                 try:
@@ -270,7 +280,7 @@ class SignalProtocol(WebSocketServerProtocol):
         log.info("%s: peer connection failed, removing", p.identity)
         self._queue.put_nowait(None)
 
-    async def _handle(self, p: Participant, room, req: rtc.SignalRequest) -> bool:
+    async def _handle(self, p: Participant, room: Room, req: rtc.SignalRequest) -> bool:
         kind = req.WhichOneof("message")
         if kind == "offer":
             tracks, stopped = await p.handle_offer(req.offer)
@@ -325,7 +335,7 @@ class SignalProtocol(WebSocketServerProtocol):
         return False
 
 
-def make_factory(sfu: "SFUServer") -> WebSocketServerFactory:
+def make_factory(sfu: SFUServer) -> WebSocketServerFactory:
     factory = WebSocketServerFactory()
     # clients connect through reverse proxies and from browser origins: no Host/Origin checks
     factory.setProtocolOptions(

@@ -5,34 +5,22 @@ no ``a=ssrc``). aiortc understands neither, and Chrome rejects its own next offe
 simulcast but does not negotiate the RID RTP header extension") once an answer dropped the RID
 header extension. So the SFU:
 
-* lets aiortc negotiate the RID / repaired-RID header extensions (they are only parsed);
+* lets aiortc negotiate the RID / repaired-RID header extensions (they are only parsed;
+  ``aiortc_internals.install_rid_extensions``);
 * adds ``a=rid:<rid> recv`` and ``a=simulcast:recv ...`` to its answer, accepting every
   layer (``sfu.simulcast: true``, each subscriber then gets the layer it asks for) or only
   the highest one (LiveKit orders layers low to high), so the browser sends one
   full-quality stream;
 * routes RTP whose SSRC was never signalled by its MID header extension, as aiortc 1.16 only
-  routes by SSRC or by a payload type unique across the bundle.
+  routes by SSRC or by a payload type unique across the bundle
+  (``aiortc_internals.route_unsignalled_by_mid``).
 
+This module holds the SDP side, plain text functions.
 """
 
 from __future__ import annotations
 
 import re
-
-from aiortc.codecs import HEADER_EXTENSIONS
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
-
-RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
-REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
-
-
-def install_rid_extensions() -> None:
-    """Make aiortc accept (and parse) the RID header extensions on video (idempotent)."""
-    video = HEADER_EXTENSIONS["video"]
-    uris = {e.uri for e in video}
-    for ext_id, uri in ((10, RID_URI), (11, REPAIRED_RID_URI)):
-        if uri not in uris:
-            video.append(RTCRtpHeaderExtensionParameters(id=ext_id, uri=uri))
 
 
 def _sections(sdp: str) -> list[str]:
@@ -42,7 +30,7 @@ def _sections(sdp: str) -> list[str]:
 
 def offered_simulcast(section: str) -> list[str]:
     """Send rids offered in one m-section, in the order of ``a=simulcast:send``."""
-    m = re.search(r"^a=simulcast:send (\S+)", section, re.M)
+    m = re.search(r"^a=simulcast:send (\S+)", section, re.MULTILINE)
     if not m:
         return []
     rids = []
@@ -54,9 +42,9 @@ def offered_simulcast(section: str) -> list[str]:
 
 
 def offered_rids_by_mid(offer_sdp: str) -> dict[str, list[str]]:
-    out = {}
+    out: dict[str, list[str]] = {}
     for section in _sections(offer_sdp)[1:]:
-        m = re.search(r"^a=mid:(\S+)", section, re.M)
+        m = re.search(r"^a=mid:(\S+)", section, re.MULTILINE)
         rids = offered_simulcast(section)
         if m and rids:
             out[m.group(1)] = rids
@@ -75,7 +63,7 @@ def accept_top_layer(offer_sdp: str, answer_sdp: str, *, all_layers: bool = Fals
     if len(offer) != len(answer):
         return answer_sdp
     out = [head]
-    for o, a in zip(offer, answer):
+    for o, a in zip(offer, answer, strict=True):
         rids = offered_simulcast(o)
         if rids and a.startswith("m=video") and not a.startswith("m=video 0 "):
             accepted = rids if all_layers else rids[-1:]
@@ -83,23 +71,3 @@ def accept_top_layer(offer_sdp: str, answer_sdp: str, *, all_layers: bool = Fals
             a = a.rstrip("\r\n") + "\r\n" + "\r\n".join(lines)
         out.append(a.rstrip("\r\n"))
     return "\r\n".join(out) + "\r\n"
-
-
-def patch_router_mid_fallback(router) -> None:
-    """Route packets with unsignalled SSRCs by their MID header extension (once per router)."""
-    if getattr(router, "_sfu_mid_fallback", False):
-        return
-    original = router.route_rtp
-
-    def route_rtp(packet):
-        receiver = original(packet)
-        if receiver is None:
-            mid = packet.extensions.mid
-            receiver = router.mid_table.get(mid) if mid is not None else None
-            if receiver is not None:
-                # learn it: later packets of this SSRC may no longer carry the MID
-                router.ssrc_table[packet.ssrc] = receiver
-        return receiver
-
-    router.route_rtp = route_rtp
-    router._sfu_mid_fallback = True

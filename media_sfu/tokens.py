@@ -8,8 +8,9 @@ The key id travels in ``iss``: the verifier picks the secret by it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jwt
 
@@ -34,7 +35,7 @@ class VideoGrant:
     hidden: bool = False
 
     @classmethod
-    def from_claim(cls, v: Mapping[str, Any]) -> "VideoGrant":
+    def from_claim(cls, v: Mapping[str, Any]) -> VideoGrant:
         def b(k: str, default: bool) -> bool:
             x = v.get(k, default)
             return x if isinstance(x, bool) else default

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.web.server import Request
 
-from federation.transport.server import authenticated, json_body
-from homeserver.http.request import parse_integer, parse_string, parse_strings
+from federation.transport.server import json_body
+from homeserver.http.request import parse_boolean, parse_integer, parse_string, parse_strings
 
 if TYPE_CHECKING:
+    from federation.service import Federation
     from homeserver.app import HomeServer
 
 V1 = "/_matrix/federation/v1"
@@ -17,13 +18,13 @@ V2 = "/_matrix/federation/v2"
 SEG = "[^/]+"
 
 
-def register_room_endpoints(hs: "HomeServer") -> None:
+def register_room_endpoints(hs: HomeServer, fed: Federation) -> None:
     router = hs.federation_router
-    members = hs.federation_membership  # type: ignore[attr-defined]
-    history = hs.federation_history  # type: ignore[attr-defined]
+    members = fed.membership
+    history = fed.history
 
     def reg(method: str, path: str, fn: Any) -> None:
-        router.register(method, path, authenticated(hs, fn))
+        router.register(method, path, fed.authenticated(fn))
 
     for kind in ("join", "leave", "knock"):
 
@@ -33,7 +34,8 @@ def register_room_endpoints(hs: "HomeServer") -> None:
         reg("GET", f"{V1}/make_{kind}/(?P<room_id>{SEG})/(?P<user_id>{SEG})", make)
 
     async def send_join_v2(request: Request, origin: str, room_id: str, event_id: str) -> Any:
-        return 200, await members.on_send_join(origin, room_id, event_id, json_body(request))
+        omit_members = parse_boolean(request, "omit_members")
+        return 200, await members.on_send_join(origin, room_id, event_id, json_body(request), omit_members)
 
     async def send_join_v1(request: Request, origin: str, room_id: str, event_id: str) -> Any:
         resp = await members.on_send_join(origin, room_id, event_id, json_body(request))
@@ -65,6 +67,11 @@ def register_room_endpoints(hs: "HomeServer") -> None:
         limit = parse_integer(request, "limit", 10) or 0
         return 200, await history.on_backfill(origin, room_id, parse_strings(request, "v"), limit)
 
+    async def timestamp_to_event(request: Request, origin: str, room_id: str) -> Any:
+        ts = parse_integer(request, "ts", required=True)
+        direction = parse_string(request, "dir", "f", allowed=("f", "b")) or "f"
+        return 200, await history.on_timestamp_to_event(origin, room_id, ts or 0, direction)
+
     async def event(request: Request, origin: str, event_id: str) -> Any:
         return 200, await history.on_event(origin, event_id)
 
@@ -81,6 +88,7 @@ def register_room_endpoints(hs: "HomeServer") -> None:
         return 200, await history.on_get_missing_events(origin, room_id, json_body(request))
 
     reg("GET", f"{V1}/backfill/(?P<room_id>{SEG})", backfill)
+    reg("GET", f"{V1}/timestamp_to_event/(?P<room_id>{SEG})", timestamp_to_event)
     reg("GET", f"{V1}/event/(?P<event_id>{SEG})", event)
     reg("GET", f"{V1}/state/(?P<room_id>{SEG})", state)
     reg("GET", f"{V1}/state_ids/(?P<room_id>{SEG})", state_ids)

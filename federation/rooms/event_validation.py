@@ -13,7 +13,8 @@ The auth checks (steps 4-6) need the room's state and live in ``ingest``.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from homeserver.events.event import Event
 from homeserver.protocol.event_format import EventFormatError, check_pdu_format
@@ -21,7 +22,7 @@ from homeserver.protocol.event_hashing import check_content_hash
 from homeserver.protocol.event_ids import compute_event_id
 from homeserver.protocol.redaction import redact_event
 from homeserver.protocol.room_versions import RoomVersion
-from homeserver.protocol.signing import required_signing_servers
+from homeserver.protocol.signing import key_validity_ts, required_signing_servers
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +41,13 @@ def parse_pdu(pdu: Any, version: RoomVersion) -> Event:
     """Step 1: a well-formed PDU of ``version`` as an Event (with its computed id).
 
     Whatever the sender put in ``unsigned`` is dropped (it is not covered by the
-    signatures) except what a server legitimately passes on: nothing, for PDUs."""
+    signatures) except what a server legitimately passes on: nothing, for PDUs. An
+    ``event_id`` is dropped too from room version 3 (the id is the event's hash), and
+    kept in versions 1 and 2, where the origin chose it and it is part of the event."""
     if not isinstance(pdu, dict):
         raise InvalidPdu("PDU is not an object")
-    pdu = {k: v for k, v in pdu.items() if k not in ("unsigned", "event_id")}
+    dropped = ("unsigned",) if version.event_id_in_pdu else ("unsigned", "event_id")
+    pdu = {k: v for k, v in pdu.items() if k not in dropped}
     try:
         check_pdu_format(pdu, version)
         event_id = compute_event_id(pdu, version)
@@ -63,11 +67,12 @@ async def check_signatures_and_hash(keyring: Keyring, event: Event, version: Roo
         servers = required_signing_servers(event.pdu, version)
     except Exception as e:
         raise InvalidPdu(f"Cannot tell who must sign the event: {e}") from None
-    ts = event.pdu.get("origin_server_ts")
+    # From room version 5 the key must have been valid when the event was made; before,
+    # any key the server ever had will do (0), as Synapse asks its keyring.
+    valid_at = key_validity_ts(event.pdu, version)
     for server in sorted(servers):
         try:
-            # The key must have been valid when the event was made (strict key validity).
-            await keyring.verify_json_for_server(server, redacted, valid_at_ts=ts if isinstance(ts, int) else None)
+            await keyring.verify_json_for_server(server, redacted, valid_at_ts=valid_at)
         except Exception as e:
             raise InvalidPdu(f"Signature check for {server} failed: {e}") from None
     if not check_content_hash(event.pdu):

@@ -5,7 +5,7 @@ each filtered by what the requesting *server* may see (history visibility at eac
 event, judged by that server's users' memberships; an event it may not see is served
 redacted, as Synapse does).
 
-Fetching: ``backfill(room_id, ...)`` is ``hs.messages.backfill``: when /messages runs out
+Fetching: ``backfill(room_id, ...)`` (``hs.federation.backfill``): when /messages runs out
 of stored history it asks the room's other servers for older events and stores them
 with negative stream positions (so /sync never shows them as new) ordered by depth.
 """
@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from federation.client import q
 from federation.rooms.event_validation import InvalidPdu, check_signatures_and_hash, parse_pdu
-from federation.rooms.ingest import auth_ids_of, dag_order, q
+from federation.rooms.ingest import auth_ids_of, dag_order
 from federation.rooms.membership import pdu_for_federation
 from homeserver.events.event import Event
 from homeserver.handlers.room_events import RemoteEvent, RoomInfo, Snapshot
@@ -26,17 +27,22 @@ from homeserver.storage.events import StateMap
 from homeserver.util.ids import now_ms, server_of
 
 if TYPE_CHECKING:
+    from federation.service import Federation
     from homeserver.app import HomeServer
 
 logger = logging.getLogger(__name__)
 
 MAX_BACKFILL = 100
 BACKFILL_BATCH = 100
+# Backfill rounds (of BACKFILL_BATCH events) spent reaching an event /timestamp_to_event
+# found on another server before giving up on it.
+MAX_TIMESTAMP_BACKFILLS = 10
 
 
 class FederationHistory:
-    def __init__(self, hs: "HomeServer") -> None:
+    def __init__(self, hs: HomeServer, fed: Federation) -> None:
         self.hs = hs
+        self.fed = fed
         self.store = hs.store
         # Rooms whose whole history we hold (no event with missing prev events): /messages
         # reaching their start needs no database walk nor network.
@@ -51,11 +57,10 @@ class FederationHistory:
         from federation.server_acl import check_server_acl
 
         room = await self.hs.rooms.get_room(room_id)
-        if room is None or room.state_group is None:
-            raise NotFound("Unknown room")
         await check_server_acl(self.hs, room_id, origin)
-        if not await self._server_in_room(room, origin):
-            raise Forbidden(f"{origin} is not in room {room_id}")
+        if room is None or room.state_group is None or not await self._server_in_room(room, origin):
+            # Synapse's assert_host_in_room, for an unknown room too.
+            raise Forbidden("Host not in room.")
         return room
 
     async def filter_for_server(self, server: str, events: list[Event]) -> list[dict[str, Any]]:
@@ -64,13 +69,18 @@ class FederationHistory:
         out = []
         for ev in events:
             pdu = pdu_for_federation(ev)
-            if ev.state_group is not None and not await self._visible_to_server(ev, server):
+            if not await self._visible_to_server(ev, server):
                 pdu = redact_event(pdu, ev.room_version)
             out.append(pdu)
         return out
 
     async def _visible_to_server(self, ev: Event, server: str) -> bool:
-        state = await self.store.get_state_group(ev.state_group)  # type: ignore[arg-type]
+        if ev.outlier or ev.state_group is None:
+            # No state at an outlier (an auth event, a join's state, an invite): Synapse
+            # counts it as history_visibility "shared" (_event_to_history_vis), visible to
+            # any server it serves. Who may be served at all is for the caller to check.
+            return True
+        state = await self.store.get_state_group(ev.state_group)
         vis_id = state.get(("m.room.history_visibility", ""))
         vis = "shared"
         if vis_id:
@@ -114,18 +124,20 @@ class FederationHistory:
         return {"events": await self.filter_for_server(origin, ordered)}
 
     async def on_event(self, origin: str, event_id: str) -> dict[str, Any]:
+        """GET /event/{eventId} as Synapse's get_persisted_pdu answers it: 404 for an event
+        we do not have; 403 "Host not in room." unless one of the asking server's users
+        is joined to the room now -- whatever the event's visibility, an outlier or
+        world-readable history included; then the event, redacted if that server may
+        not see it. Rejected events are served too (Synapse's allow_rejected)."""
         from federation.server_acl import check_server_acl
 
-        ev = await self.store.get_event(event_id)
+        ev = await self.store.get_event(event_id, allow_rejected=True)
         if ev is None:
             raise NotFound("Event not found")
         await check_server_acl(self.hs, ev.room_id, origin)
         room = await self.hs.rooms.get_room(ev.room_id)
-        if room is None:
-            raise NotFound("Event not found")
-        if ev.state_group is not None and not await self._visible_to_server(ev, origin):
-            if not await self._server_in_room(room, origin):
-                raise NotFound("Event not found")
+        if room is None or not await self._server_in_room(room, origin):
+            raise Forbidden("Host not in room.")
         return {
             "origin": self.hs.server_name,
             "origin_server_ts": now_ms(),
@@ -169,6 +181,44 @@ class FederationHistory:
 
     # -- fetching (client /messages ran out of history) ------------------------------------
 
+    async def on_timestamp_to_event(self, origin: str, room_id: str, ts: int, direction: str) -> dict[str, Any]:
+        """GET /timestamp_to_event/{roomId}: our event closest to ``ts`` (from our own
+        timeline only, as Synapse answers), for servers in the room."""
+        await self._check_access(origin, room_id)
+        event_id = await self.store.get_event_id_for_timestamp(room_id, ts, direction)
+        ev = await self.store.get_event(event_id) if event_id else None
+        if ev is None:
+            raise NotFound(f"Unable to find event from {ts} in direction {direction}")
+        return {"event_id": ev.event_id, "origin_server_ts": ev.origin_server_ts}
+
+    async def remote_event_for_timestamp(self, room_id: str, ts: int, direction: str) -> tuple[str, int] | None:
+        """Asks the room's other servers (its creator's first) for the event closest to
+        ``ts``; the first answer whose event we can then backfill into our timeline wins."""
+        servers = sorted(await self.store.get_room_server_names(room_id) - {self.hs.server_name})
+        if server_of(room_id) in servers:
+            servers.remove(server_of(room_id))
+            servers.insert(0, server_of(room_id))
+        for server in servers:
+            try:
+                resp = await self.fed.request(
+                    server, "GET", f"/_matrix/federation/v1/timestamp_to_event/{q(room_id)}",
+                    query={"ts": str(ts), "dir": direction},
+                )
+            except MatrixError as e:
+                logger.info("timestamp_to_event in %s from %s failed: %s", room_id, server, e)
+                continue
+            event_id = resp.get("event_id") if isinstance(resp, dict) else None
+            if not isinstance(event_id, str):
+                continue
+            for _ in range(MAX_TIMESTAMP_BACKFILLS):
+                ev = await self.store.get_event(event_id)
+                if ev is not None and not ev.outlier:
+                    # Its timestamp as we hold it, not as the remote claims it.
+                    return ev.event_id, ev.origin_server_ts
+                if not await self.backfill(room_id, None):
+                    break
+        return None
+
     async def backfill(self, room_id: str, oldest_event_id: str | None) -> bool:
         if room_id in self.history_complete:
             return False
@@ -187,7 +237,7 @@ class FederationHistory:
             servers.insert(0, server_of(room_id))
         for server in servers:
             try:
-                resp = await self.hs.federation.request(
+                resp = await self.fed.request(
                     server,
                     "GET",
                     f"/_matrix/federation/v1/backfill/{q(room_id)}",
@@ -205,11 +255,11 @@ class FederationHistory:
 
     async def _persist_backfilled(self, room: RoomInfo, origin: str, pdus: list[Any]) -> bool:
         version = room.version
-        ingest = self.hs.federation_events
+        ingest = self.fed.ingest
         events: dict[str, Event] = {}
         for raw in pdus:
             try:
-                ev = await check_signatures_and_hash(self.hs.keyring, parse_pdu(raw, version), version)
+                ev = await check_signatures_and_hash(self.fed.keyring, parse_pdu(raw, version), version)
             except InvalidPdu as e:
                 logger.info("dropping backfilled event from %s: %s", origin, e)
                 continue
@@ -260,7 +310,7 @@ class FederationHistory:
             outlier_ids = await self.store.get_outlier_ids(have) if have else set()
             todo = [r for r in remote if r.event.event_id not in have or r.event.event_id in outlier_ids]
             if todo:
-                await self.hs.rooms.persist_remote_events(
+                await self.hs.rooms.persister.persist_remote_events(
                     room, todo, backfilled=True, deoutlier=[r.event.event_id for r in todo if r.event.event_id in outlier_ids]
                 )
 
@@ -269,9 +319,9 @@ class FederationHistory:
 
     async def _state_from_remote(self, room: RoomInfo, ev: Event, origin: str) -> Snapshot | None:
         """The state before a backfilled event whose prev events we lack, from /state_ids."""
-        ingest = self.hs.federation_events
+        ingest = self.fed.ingest
         try:
-            resp = await self.hs.federation.request(
+            resp = await self.fed.request(
                 origin, "GET", f"/_matrix/federation/v1/state_ids/{q(room.room_id)}", query={"event_id": ev.event_id}
             )
             state_ids = [i for i in resp.get("pdu_ids", []) if isinstance(i, str)]
@@ -283,4 +333,4 @@ class FederationHistory:
         await ingest.persist_outliers(room, list(fetched.values()), dict(fetched))
         known = await self.store.get_events(state_ids)
         state: StateMap = {e.state_pair: e.event_id for e in known.values() if e.is_state}
-        return Snapshot(state, base=self.hs.rooms.current_snapshot(room))
+        return Snapshot(state, base=room.snapshot())

@@ -24,12 +24,13 @@ batch of local sends.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
+from federation.client import q
 from federation.rooms.event_validation import InvalidPdu, check_signatures_and_hash, parse_pdu
 from homeserver.events.event import Event
 from homeserver.handlers.room_events import RemoteEvent, RoomInfo, Snapshot
@@ -37,12 +38,14 @@ from homeserver.http.errors import MatrixError
 from homeserver.protocol import auth_rules
 from homeserver.protocol.event_ids import compute_event_id
 from homeserver.protocol.room_versions import RoomVersion
-from homeserver.protocol.state_resolution_v2 import resolve_state, separate_state_sets
-from homeserver.storage.events import StateMap
+from homeserver.protocol.state_resolution import resolve_state
+from homeserver.protocol.state_resolution_v2 import separate_state_sets
+from homeserver.storage.events import StateMap, state_map_size
 from homeserver.util.async_helpers import SharedResult
 from homeserver.util.caches import LruCache
 
 if TYPE_CHECKING:
+    from federation.service import Federation
     from homeserver.app import HomeServer
 
 logger = logging.getLogger(__name__)
@@ -50,10 +53,6 @@ logger = logging.getLogger(__name__)
 CHUNK = 200  # events of one room processed (and persisted) together
 MISSING_EVENTS_LIMIT = 50
 BULK_STATE_THRESHOLD = 20  # more missing state events than this: one /state request
-
-
-def q(value: str) -> str:
-    return quote(value, safe="")
 
 
 def create_event_id(ev: Event | dict[str, Any], version: RoomVersion) -> str | None:
@@ -74,12 +73,15 @@ def auth_ids_of(ev: Event, version: RoomVersion) -> list[str]:
     return ids
 
 
-def auth_order(events: Iterable[Event], version: RoomVersion) -> list[Event]:
-    """Events ordered so each comes after those of its auth events in the list."""
+def _parents_first(
+    events: Iterable[Event], parents: Callable[[Event], list[str]], start_key: Callable[[Event], Any]
+) -> list[Event]:
+    """Events ordered so each comes after its parents among them (depth-first from each
+    event in ``start_key`` order)."""
     by_id = {e.event_id: e for e in events}
     out: list[Event] = []
     done: set[str] = set()
-    for start in sorted(by_id.values(), key=lambda e: (e.depth, e.event_id)):
+    for start in sorted(by_id.values(), key=start_key):
         stack = [(start, False)]
         while stack:
             ev, expanded = stack.pop()
@@ -90,32 +92,28 @@ def auth_order(events: Iterable[Event], version: RoomVersion) -> list[Event]:
                 out.append(ev)
                 continue
             stack.append((ev, True))
-            for a in auth_ids_of(ev, version):
-                if a in by_id and a not in done:
-                    stack.append((by_id[a], False))
+            for p in parents(ev):
+                if p in by_id and p not in done:
+                    stack.append((by_id[p], False))
     return out
+
+
+def mark_replaced_state(ev: Event, replaced_id: str, replaced: Event | None) -> None:
+    """The state event ``ev`` replaces, in its ``unsigned`` (not signed or hashed): clients
+    render changes with ``prev_content`` and ``prev_sender``."""
+    ev.pdu["unsigned"] = {"replaces_state": replaced_id}
+    if replaced is not None:
+        ev.pdu["unsigned"].update(prev_content=replaced.content, prev_sender=replaced.sender)
+
+
+def auth_order(events: Iterable[Event], version: RoomVersion) -> list[Event]:
+    """Events ordered so each comes after those of its auth events in the list."""
+    return _parents_first(events, lambda e: auth_ids_of(e, version), lambda e: (e.depth, e.event_id))
 
 
 def dag_order(events: Iterable[Event]) -> list[Event]:
     """Events ordered so each comes after those of its prev_events in the list."""
-    by_id = {e.event_id: e for e in events}
-    out: list[Event] = []
-    done: set[str] = set()
-    for start in sorted(by_id.values(), key=lambda e: e.depth):
-        stack = [(start, False)]
-        while stack:
-            ev, expanded = stack.pop()
-            if ev.event_id in done:
-                continue
-            if expanded:
-                done.add(ev.event_id)
-                out.append(ev)
-                continue
-            stack.append((ev, True))
-            for p in ev.prev_event_ids:
-                if p in by_id and p not in done:
-                    stack.append((by_id[p], False))
-    return out
+    return _parents_first(events, lambda e: e.prev_event_ids, lambda e: e.depth)
 
 
 @dataclass
@@ -132,10 +130,11 @@ class _RoomQueue:
 
 
 class FederationEventHandler:
-    """``hs.federation_events``: everything that brings remote events into rooms."""
+    """``Federation.ingest``: everything that brings remote events into rooms."""
 
-    def __init__(self, hs: "HomeServer") -> None:
+    def __init__(self, hs: HomeServer, fed: Federation) -> None:
         self.hs = hs
+        self.fed = fed
         self.store = hs.store
         self._queues: dict[str, _RoomQueue] = {}
         # rooms we are joining: their PDUs wait for the join (the resident server starts
@@ -143,7 +142,9 @@ class FederationEventHandler:
         self.joining: dict[str, SharedResult[None]] = {}
         # event id -> the state after it (for computing the state before its children);
         # misses fall back to the database
-        self._after: LruCache = LruCache(2_000)
+        self._after: LruCache[str, Snapshot] = LruCache(
+            2_000, max_bytes=64 * 1024 * 1024, sizeof=lambda snap: state_map_size(snap.state)
+        )
 
     # -- entry point of PUT /send --------------------------------------------------
 
@@ -191,7 +192,7 @@ class FederationEventHandler:
             logger.exception("processing %s failed", ev.event_id)
             results[ev.event_id] = f"Internal error: {type(e).__name__}"
 
-    def submit(self, origin: str, ev: Event) -> "defer.Deferred[str | None]":
+    def submit(self, origin: str, ev: Event) -> defer.Deferred[str | None]:
         """Queues one event of a room we are in; resolves to None (accepted, possibly
         soft-failed) or the reason it was dropped or rejected."""
         queue = self._queues.setdefault(ev.room_id, _RoomQueue())
@@ -224,7 +225,7 @@ class FederationEventHandler:
         room = await self.hs.rooms.get_room(room_id)
         assert room is not None
         version = room.version
-        keyring = self.hs.keyring
+        keyring = self.fed.keyring
         items: dict[str, _Item] = {}
         dupes: list[tuple[_Item, _Item]] = []
         for item in chunk:
@@ -255,7 +256,11 @@ class FederationEventHandler:
                 item.result.callback(reasons.get(eid))
         for item, first in dupes:
             item.event = first.event
-            first.result.wait().addBoth(lambda r, it=item: it.result.callback(r if isinstance(r, (str, type(None))) else None))
+
+            def same_answer(result: object, dupe: _Item = item) -> None:
+                dupe.result.callback(result if isinstance(result, str) else None)
+
+            first.result.wait().addBoth(same_answer)
 
     async def _fill_missing_prevs(self, room: RoomInfo, events: dict[str, Event], origin_of: dict[str, str]) -> list[Event]:
         """Fetches prev_events we lack with /get_missing_events; what stays missing gets
@@ -277,7 +282,7 @@ class FederationEventHandler:
         latest = sorted({eid for eid in missing.values()})
         origin = origin_of.get(latest[0]) or next(iter(origin_of.values()))
         try:
-            resp = await self.hs.federation.request(
+            resp = await self.fed.request(
                 origin,
                 "POST",
                 f"/_matrix/federation/v1/get_missing_events/{q(room.room_id)}",
@@ -290,7 +295,7 @@ class FederationEventHandler:
             )
             for raw in resp.get("events", []) if isinstance(resp, dict) else []:
                 try:
-                    ev = await check_signatures_and_hash(self.hs.keyring, parse_pdu(raw, version), version)
+                    ev = await check_signatures_and_hash(self.fed.keyring, parse_pdu(raw, version), version)
                 except InvalidPdu as e:
                     logger.info("dropping missing event from %s: %s", origin, e)
                     continue
@@ -314,7 +319,7 @@ class FederationEventHandler:
         """The state after an event we could not fetch the history of, from its server's
         /state_ids (the state before it) plus the event itself."""
         try:
-            resp = await self.hs.federation.request(
+            resp = await self.fed.request(
                 origin,
                 "GET",
                 f"/_matrix/federation/v1/state_ids/{q(room.room_id)}",
@@ -337,10 +342,8 @@ class FederationEventHandler:
                 state[ev.state_pair] = eid
         if prev is not None and prev.is_state and not prev.rejected_reason:
             state[prev.state_pair] = prev_id
-        history = getattr(self.hs, "federation_history", None)
-        if history is not None:
-            history.history_complete.discard(room.room_id)  # there is a gap now
-        self._after.put(prev_id, Snapshot(state, base=self.hs.rooms.current_snapshot(room)))
+        self.fed.history.history_complete.discard(room.room_id)  # there is a gap now
+        self._after.put(prev_id, Snapshot(state, base=room.snapshot()))
 
     async def fetch_events(
         self, room: RoomInfo, event_ids: Iterable[str], origin: str, state_at: str | None = None
@@ -354,7 +357,7 @@ class FederationEventHandler:
         version = room.version
         if state_at is not None and len(ids - have) > BULK_STATE_THRESHOLD:
             try:
-                resp = await self.hs.federation.request(
+                resp = await self.fed.request(
                     origin, "GET", f"/_matrix/federation/v1/state/{q(room.room_id)}", query={"event_id": state_at}
                 )
                 raws = list(resp.get("pdus", [])) + list(resp.get("auth_chain", []))
@@ -363,7 +366,7 @@ class FederationEventHandler:
                 raws = []
             for raw in raws:
                 try:
-                    ev = await check_signatures_and_hash(self.hs.keyring, parse_pdu(raw, version), version)
+                    ev = await check_signatures_and_hash(self.fed.keyring, parse_pdu(raw, version), version)
                 except InvalidPdu:
                     continue
                 if ev.event_id in ids and ev.event_id not in have and ev.room_id == room.room_id:
@@ -372,9 +375,9 @@ class FederationEventHandler:
 
         async def one(eid: str) -> None:
             try:
-                resp = await self.hs.federation.request(origin, "GET", f"/_matrix/federation/v1/event/{q(eid)}")
+                resp = await self.fed.request(origin, "GET", f"/_matrix/federation/v1/event/{q(eid)}")
                 raw = resp["pdus"][0]
-                ev = await check_signatures_and_hash(self.hs.keyring, parse_pdu(raw, version), version)
+                ev = await check_signatures_and_hash(self.fed.keyring, parse_pdu(raw, version), version)
             except (MatrixError, InvalidPdu, KeyError, IndexError, TypeError) as e:
                 logger.info("fetching %s from %s failed: %s", eid, origin, e)
                 return
@@ -407,7 +410,7 @@ class FederationEventHandler:
                 continue
             origin = origin_of.get(child, "")
             try:
-                resp = await self.hs.federation.request(
+                resp = await self.fed.request(
                     origin, "GET", f"/_matrix/federation/v1/event_auth/{q(room.room_id)}/{q(child)}"
                 )
             except MatrixError as e:
@@ -416,7 +419,7 @@ class FederationEventHandler:
             chain: dict[str, Event] = {}
             for raw in resp.get("auth_chain", []) if isinstance(resp, dict) else []:
                 try:
-                    ev = await check_signatures_and_hash(self.hs.keyring, parse_pdu(raw, version), version)
+                    ev = await check_signatures_and_hash(self.fed.keyring, parse_pdu(raw, version), version)
                 except InvalidPdu:
                     continue
                 chain[ev.event_id] = ev
@@ -435,7 +438,7 @@ class FederationEventHandler:
         ordered = auth_order(events, room.version)
         for ev in ordered:
             ev.rejected_reason = await self.check_against_auth_events(ev, room.version, pending)
-        await self.hs.rooms.persist_remote_events(room, [], outliers=ordered)
+        await self.hs.rooms.persister.persist_remote_events(room, [], outliers=ordered)
 
     # -- auth --------------------------------------------------------------------------
 
@@ -468,13 +471,13 @@ class FederationEventHandler:
             return f"Malformed event: {e}"
         return None
 
-    async def check_against_state(self, ev: Event, version: RoomVersion, state: StateMap, pending: dict[str, Event]) -> str | None:
-        keys = auth_rules.auth_state_keys_for_event(ev.pdu, version)
-        ids = {k: state[k] for k in keys if k in state}
-        found = await self._lookup(ids.values(), pending)
-        auth_map = {k: found[i].with_event_id() for k, i in ids.items() if i in found}
+    async def check_against_state(
+        self, ev: Event, version: RoomVersion, state: StateMap, pending: dict[str, Event]
+    ) -> str | None:
+        """Steps 5 and 6: the auth rules against a state (the state before the event, or
+        the current state). None if it passes, else the reason."""
         try:
-            auth_rules.check_auth_rules(ev.with_event_id(), auth_map, version)
+            await self.hs.rooms.authoriser.check(ev.with_event_id(), version, state, pending, allow_rejected=True)
         except auth_rules.AuthError as e:
             return str(e)
         except (KeyError, TypeError, ValueError) as e:
@@ -504,7 +507,7 @@ class FederationEventHandler:
         if snap is not None:
             return snap
         if room.extremities == {event_id}:
-            return self.hs.rooms.current_snapshot(room)
+            return room.snapshot()
         ev = await self.store.get_event(event_id, allow_rejected=True)
         if ev is None or ev.outlier or ev.state_group is None:
             return None
@@ -520,7 +523,9 @@ class FederationEventHandler:
         return snap
 
     async def resolve(self, room: RoomInfo, states: list[StateMap], pending: dict[str, Event]) -> StateMap:
-        """State resolution v2 (v2.1 for v12) of the given state maps."""
+        """State resolution of the given state maps: v1 for room version 1, v2 for 2-11,
+        v2.1 for 12."""
+        # v2's split: no conflict there means the maps are identical, for v1 too.
         unconflicted, conflicted = separate_state_sets(states)
         if not conflicted:
             return unconflicted
@@ -556,7 +561,7 @@ class FederationEventHandler:
         return resolve_state(room.version, states, event_map)
 
     async def _state_before(self, room: RoomInfo, ev: Event, pending: dict[str, Event]) -> Snapshot | None:
-        snaps = []
+        snaps: list[Snapshot] = []
         for p in ev.prev_event_ids:
             s = await self.state_after(room, p)
             if s is not None and all(s is not o for o in snaps):
@@ -586,7 +591,7 @@ class FederationEventHandler:
         events = [e for e in events if e.event_id not in have or e.event_id in outlier_ids]
         pending: dict[str, Event] = {e.event_id: e for e in events}
         remote: list[RemoteEvent] = []
-        current = self.hs.rooms.current_snapshot(room)
+        current = room.snapshot()
         extremities = set(room.extremities)
         for ev in events:
             is_create = ev.type == "m.room.create" and ev.state_key == ""
@@ -616,10 +621,7 @@ class FederationEventHandler:
                 prev = before.state.get(ev.state_pair)
                 after = Snapshot({**before.state, ev.state_pair: ev.event_id}, base=before)
                 if prev is not None:
-                    pev = pending.get(prev) or await self.store.get_event(prev)
-                    ev.pdu["unsigned"] = {"replaces_state": prev}
-                    if pev is not None:
-                        ev.pdu["unsigned"].update(prev_content=pev.content, prev_sender=pev.sender)
+                    mark_replaced_state(ev, prev, pending.get(prev) or await self.store.get_event(prev))
             else:
                 after = before
             self._after.put(ev.event_id, after)
@@ -640,7 +642,7 @@ class FederationEventHandler:
                 resolved = await self.resolve(room, [s.state for s in snaps], pending)
                 new_state = Snapshot(resolved, base=snaps[0])
         if remote or new_state is not None:
-            await self.hs.rooms.persist_remote_events(
+            await self.hs.rooms.persister.persist_remote_events(
                 room,
                 remote,
                 new_state=new_state,

@@ -15,11 +15,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from federation.client import q
+from federation.errors import FederationDenied, FederationError, FederationUnreachable
 from federation.rooms.event_validation import InvalidPdu, check_signatures_and_hash, parse_pdu
-from federation.rooms.ingest import auth_ids_of, auth_order, q
+from federation.rooms.ingest import FederationEventHandler, auth_ids_of, auth_order, mark_replaced_state
 from homeserver.events.event import Event
 from homeserver.events.stripped_state import STRIPPED_STATE_TYPES
 from homeserver.handlers.room_events import RemoteEvent, RoomInfo, Snapshot
+from homeserver.handlers.room_events.builder import new_legacy_event_id
 from homeserver.http.errors import BadJson, Forbidden, MatrixError, NotFound
 from homeserver.protocol import auth_rules
 from homeserver.protocol.canonical_json import encode_canonical_json
@@ -33,6 +36,7 @@ from homeserver.util.async_helpers import SharedResult
 from homeserver.util.ids import now_ms, server_of
 
 if TYPE_CHECKING:
+    from federation.service import Federation
     from homeserver.app import HomeServer
 
 logger = logging.getLogger(__name__)
@@ -54,17 +58,22 @@ def stripped(ev: Event) -> dict[str, Any]:
 
 
 class FederationMembership:
-    def __init__(self, hs: "HomeServer") -> None:
+    def __init__(self, hs: HomeServer, fed: Federation) -> None:
         self.hs = hs
+        self.fed = fed
         self.store = hs.store
 
     @property
-    def events(self) -> Any:
-        return self.hs.federation_events
+    def events(self) -> FederationEventHandler:
+        return self.fed.ingest
 
     # -- helpers ---------------------------------------------------------------------
 
     def _sign_template(self, template: dict[str, Any], version: RoomVersion, content: dict[str, Any]) -> Event:
+        """Our event made of a resident server's template (or of ``_local_leave``'s):
+        its place in the room, our content, time, hashes and signature. In room versions
+        1 and 2 the event id is ours too (Synapse's joining side replaces the template's
+        id the same way): the server named in the id must sign the event."""
         pdu: dict[str, Any] = {
             k: template[k]
             for k in ("type", "room_id", "sender", "state_key", "prev_events", "auth_events", "depth", "origin")
@@ -74,6 +83,8 @@ class FederationMembership:
         pdu["origin_server_ts"] = now_ms()
         if not version.updated_redaction_rules:
             pdu["origin"] = self.hs.server_name
+        if version.event_id_in_pdu:
+            pdu["event_id"] = new_legacy_event_id(self.hs.server_name)
         pdu = add_content_hash(pdu)
         pdu = sign_event(pdu, version, self.hs.server_name, self.hs.signing_key)
         ev = Event(event_id=compute_event_id(pdu, version), pdu=pdu, room_version=version.identifier)
@@ -97,30 +108,42 @@ class FederationMembership:
     async def _make(
         self, servers: list[str], kind: str, room_id: str, user_id: str
     ) -> tuple[str, dict[str, Any], RoomVersion]:
-        last: Exception | None = None
+        """make_{kind} through the first server that answers. As Synapse's
+        _try_destination_list: the next server is tried when one is unreachable, is
+        refused by our policy, fails (5xx) or answers an error that another server may
+        not give (M_NOT_FOUND; for joins M_UNABLE_TO_AUTHORISE_JOIN and
+        M_UNABLE_TO_GRANT_JOIN); any other error (a missing endpoint too) is the answer.
+        None left: 502."""
+        failover = {"M_NOT_FOUND"}
+        if kind == "join":
+            failover |= {"M_UNABLE_TO_AUTHORISE_JOIN", "M_UNABLE_TO_GRANT_JOIN"}
         for server in servers:
+            if server == self.hs.server_name:
+                continue
             try:
                 query = {"ver": SUPPORTED_VERSIONS} if kind in ("join", "knock") else None
-                resp = await self.hs.federation.request(
+                resp = await self.fed.request(
                     server, "GET", f"/_matrix/federation/v1/make_{kind}/{q(room_id)}/{q(user_id)}", query=query
                 )
-            except MatrixError as e:
+            except (FederationUnreachable, FederationDenied) as e:
                 logger.info("make_%s via %s failed: %s", kind, server, e)
-                last = e
-                if e.code in (400, 403) and e.errcode in ("M_FORBIDDEN", "M_INCOMPATIBLE_ROOM_VERSION"):
-                    raise
                 continue
+            except FederationError as e:
+                logger.info("make_%s via %s failed: %s", kind, server, e)
+                if 500 <= e.code < 600 or (400 <= e.code < 500 and e.errcode in failover):
+                    continue
+                raise
             if not isinstance(resp, dict) or not isinstance(resp.get("event"), dict):
-                last = MatrixError(502, "M_UNKNOWN", f"Bad make_{kind} answer from {server}")
+                logger.info("make_%s via %s: a bad answer", kind, server)
                 continue
             try:
                 version = get_room_version(str(resp.get("room_version", "1")))
             except UnsupportedRoomVersion:
                 raise MatrixError(400, "M_UNSUPPORTED_ROOM_VERSION", "Room version not supported") from None
             return server, resp["event"], version
-        if isinstance(last, MatrixError):
-            raise last
-        raise NotFound(f"No server could {kind} {room_id}")
+        if not servers:
+            raise MatrixError(502, "M_UNKNOWN", f"Failed to make_{kind} via any server: No servers specified.")
+        raise MatrixError(502, "M_UNKNOWN", f"Failed to make_{kind} via any server")
 
     # -- joining (as the joining server) ---------------------------------------------
 
@@ -141,7 +164,7 @@ class FederationMembership:
         return room_id
 
     async def _send_join(self, server: str, room_id: str, version: RoomVersion, ev: Event) -> None:
-        resp = await self.hs.federation.request(
+        resp = await self.fed.request(
             server, "PUT", f"/_matrix/federation/v2/send_join/{q(room_id)}/{q(ev.event_id)}", body=ev.pdu
         )
         if not isinstance(resp, dict):
@@ -154,10 +177,19 @@ class FederationMembership:
                 if isinstance(s, dict):
                     sigs.setdefault(srv, {}).update(s)
             ev.pdu["signatures"] = sigs
+        room = await self.hs.rooms.get_room(room_id)
+        if room is not None and room.joined_local:
+            # A restricted join authorised by another server, into a room we are in: our
+            # state is current, the join is one more event of the room (Synapse persists
+            # it with the room's events, it does not start the room over).
+            reason = await self.events.submit(server, ev)
+            if reason is not None:
+                raise Forbidden(f"The join was not allowed: {reason}")
+            return
         await self._persist_join(room_id, version, ev, resp, server)
 
     async def _persist_join(self, room_id: str, version: RoomVersion, join: Event, resp: dict[str, Any], origin: str) -> None:
-        keyring = self.hs.keyring
+        keyring = self.fed.keyring
         received: dict[str, Event] = {}
         raw_state = resp.get("state") or []
         raw_chain = resp.get("auth_chain") or []
@@ -195,21 +227,23 @@ class FederationMembership:
         known = await self.store.get_events(have, allow_rejected=True)
         state: StateMap = {}
         for eid in state_ids:
-            ev = pending.get(eid)
-            if eid in known:
-                ev = known[eid]
-            if ev is not None and ev.is_state and not ev.rejected_reason:
-                state[ev.state_pair] = eid
+            found = known.get(eid) or pending.get(eid)
+            if found is not None and found.is_state and not found.rejected_reason:
+                state[found.state_pair] = eid
         reason = await ingest.check_against_auth_events(join, version, pending)
         if reason is None:
             reason = await ingest.check_against_state(join, version, state, pending)
         if reason is not None:
             raise Forbidden(f"The join was not allowed: {reason}")
+        replaced = state.get(join.state_pair)
+        if replaced is not None:
+            # the invite (or earlier membership) the join replaces, for the joiner's clients
+            mark_replaced_state(join, replaced, pending.get(replaced) or known.get(replaced))
         before = Snapshot(state)
         after = Snapshot({**state, join.state_pair: join.event_id}, base=before)
 
         async def persist() -> None:
-            await self.hs.rooms.persist_remote_events(
+            await self.hs.rooms.persister.persist_remote_events(
                 room,
                 [RemoteEvent(join, before)],
                 outliers=outliers,
@@ -224,14 +258,14 @@ class FederationMembership:
 
     # -- invites ---------------------------------------------------------------------
 
-    async def remote_invite(self, event: Event) -> Event:
+    async def countersign_invite(self, event: Event) -> Event:
         """Has the invitee's server countersign a local invite (called before persisting)."""
         invitee = event.state_key or ""
         dest = server_of(invitee)
         room = await self.hs.rooms.get_room(event.room_id)
         invite_state = await self.stripped_state(room, event.sender, full_create=True) if room else []
         pdu = {k: v for k, v in event.pdu.items() if k != "unsigned"}
-        resp = await self.hs.federation.request(
+        resp = await self.fed.request(
             dest,
             "PUT",
             f"/_matrix/federation/v2/invite/{q(event.room_id)}/{q(event.event_id)}",
@@ -242,7 +276,7 @@ class FederationMembership:
             raise MatrixError(502, "M_UNKNOWN", "Bad invite answer")
         version = get_room_version(event.room_version)
         try:
-            await self.hs.keyring.verify_json_for_server(dest, redact_event(signed, version))
+            await self.fed.keyring.verify_json_for_server(dest, redact_event(signed, version))
         except MatrixError as e:
             raise MatrixError(502, "M_UNKNOWN", f"The invitee's server did not sign the invite: {e.msg}") from None
         if compute_event_id(signed, version) != event.event_id:
@@ -284,7 +318,7 @@ class FederationMembership:
 
         await check_server_acl(self.hs, room_id, origin)
         try:
-            ev = await check_signatures_and_hash(self.hs.keyring, ev, version)
+            ev = await check_signatures_and_hash(self.fed.keyring, ev, version)
         except InvalidPdu as e:
             raise Forbidden(str(e)) from None
         if ev.internal.get("bad_hash"):
@@ -314,7 +348,7 @@ class FederationMembership:
             room = self.hs.rooms.register_new_room(room_id, version)
         if await self.store.have_events([ev.event_id]):
             return
-        await self.hs.rooms.persist_remote_events(room, [], outliers=[ev], new_room=new_room, outlier_memberships=[ev])
+        await self.hs.rooms.persister.persist_remote_events(room, [], outliers=[ev], new_room=new_room, outlier_memberships=[ev])
 
     # -- leaving / rejecting invites (as the leaving server) ------------------------
 
@@ -322,17 +356,17 @@ class FederationMembership:
         try:
             server, template, version = await self._make(servers, "leave", room_id, user_id)
             ev = self._sign_template(template, version, {**content, "membership": "leave"})
-            await self.hs.federation.request(
+            await self.fed.request(
                 server, "PUT", f"/_matrix/federation/v2/send_leave/{q(room_id)}/{q(ev.event_id)}", body=ev.pdu
             )
         except MatrixError as e:
             # Synapse rejects the invite locally when no server helps: the user must be
             # able to get rid of it.
             logger.info("remote leave of %s failed (%s): rejecting locally", room_id, e)
-            ev = await self._local_leave(room_id, user_id, content)
-            if ev is None:
+            local = await self._local_leave(room_id, user_id, content)
+            if local is None:
                 raise
-            version = get_room_version(ev.room_version)
+            ev, version = local, get_room_version(local.room_version)
         ev.room = room_id
         await self._persist_outlier_membership(room_id, version, ev)
 
@@ -344,13 +378,14 @@ class FederationMembership:
         if prior is None:
             return None
         version = get_room_version(prior.room_version)
+        cited = await self.hs.rooms.builder.cite([prior.event_id], version, {prior.event_id: prior})
         template = {
             "type": "m.room.member",
             "room_id": room_id,
             "sender": user_id,
             "state_key": user_id,
-            "prev_events": [prior.event_id],
-            "auth_events": [prior.event_id],
+            "prev_events": cited,
+            "auth_events": cited,
             "depth": prior.depth + 1,
         }
         return self._sign_template(template, version, {**content, "membership": "leave"})
@@ -360,7 +395,7 @@ class FederationMembership:
     async def remote_knock(self, room_id: str, user_id: str, servers: list[str], content: dict[str, Any]) -> str:
         server, template, version = await self._make(servers, "knock", room_id, user_id)
         ev = self._sign_template(template, version, {**content, "membership": "knock"})
-        resp = await self.hs.federation.request(
+        resp = await self.fed.request(
             server, "PUT", f"/_matrix/federation/v1/send_knock/{q(room_id)}/{q(ev.event_id)}", body=ev.pdu
         )
         raw_state = (resp or {}).get("knock_room_state") or (resp or {}).get("knock_state_events") or []
@@ -395,70 +430,21 @@ class FederationMembership:
                 400, "M_INCOMPATIBLE_ROOM_VERSION", "Your homeserver does not support this room version",
                 room_version=room.version.identifier,
             )
-        version = room.version
-        pdu: dict[str, Any] = {
-            "type": "m.room.member",
-            "room_id": room_id,
-            "sender": user_id,
-            "state_key": user_id,
-            "content": {"membership": membership},
-            "origin_server_ts": now_ms(),
-            "depth": room.depth + 1,
-            "prev_events": sorted(room.extremities)[:10],
-        }
-        if not version.updated_redaction_rules:
-            pdu["origin"] = origin
+        content: dict[str, Any] = {"membership": membership}
         if membership == "join":
-            authoriser = await self._restricted_join_authoriser(room, user_id)
+            authoriser = await self.hs.membership.restricted_join_authoriser(room, user_id)
             if authoriser is not None:
-                pdu["content"]["join_authorised_via_users_server"] = authoriser
-        pdu["auth_events"] = self.hs.rooms._select_auth_events(version, pdu, room.state)
-        state_ids = {k: room.state[k] for k in auth_rules.auth_state_keys_for_event(pdu, version) if k in room.state}
-        events = await self.store.get_events(state_ids.values())
-        auth_map = {k: events[i].with_event_id() for k, i in state_ids.items() if i in events}
+                content["join_authorised_via_users_server"] = authoriser
+        # Placed in the room exactly as a local event would be; the joining server signs it.
+        pdu = await self.hs.rooms.builder.new_pdu(
+            room, "m.room.member", user_id, content, state_key=user_id, state=room.state,
+            extremities=room.extremities, depth=room.depth, origin=origin,
+        )
         try:
-            auth_rules.check_auth_rules({**pdu, "event_id": "$template"}, auth_map, version)
+            await self.hs.rooms.authoriser.check({"event_id": "$template", **pdu}, room.version, room.state)
         except auth_rules.AuthError as e:
             raise Forbidden(f"You are not allowed to {membership} this room: {e}") from None
-        return {"event": pdu, "room_version": version.identifier}
-
-    async def _restricted_join_authoriser(self, room: RoomInfo, user_id: str) -> str | None:
-        """For a restricted room: one of our users who may vouch for the join (the user
-        must be joined to one of the allowed rooms, which we must be in to tell)."""
-        ids = {k: room.state[k] for k in (("m.room.join_rules", ""), ("m.room.member", user_id)) if k in room.state}
-        events = await self.store.get_events(ids.values())
-        rules = events.get(ids.get(("m.room.join_rules", ""), ""))
-        rule = rules.content.get("join_rule") if rules is not None else "invite"
-        if rule not in ("restricted", "knock_restricted"):
-            return None
-        member = events.get(ids.get(("m.room.member", user_id), ""))
-        if member is not None and member.membership in ("join", "invite"):
-            return None  # no vouching needed
-        known_any = False
-        allowed = False
-        for entry in rules.content.get("allow", []) if rules is not None else []:
-            if not isinstance(entry, dict) or entry.get("type") != "m.room_membership":
-                continue
-            other = await self.hs.rooms.get_room(str(entry.get("room_id")))
-            if other is None or not other.joined_local:
-                continue
-            known_any = True
-            ev = await self.hs.rooms.get_current_state_event(other.room_id, "m.room.member", user_id)
-            if ev is not None and ev.membership == "join":
-                allowed = True
-                break
-        if not allowed:
-            if not known_any:
-                raise MatrixError(400, "M_UNABLE_TO_AUTHORISE_JOIN", "Cannot check the room's join conditions")
-            raise Forbidden("You do not satisfy the room's join conditions")
-        auth_ids = {k: room.state[k] for k in (("m.room.power_levels", ""), ("m.room.create", "")) if k in room.state}
-        auth_events = await self.store.get_events(auth_ids.values())
-        auth_map = {k: auth_events[i].with_event_id() for k, i in auth_ids.items() if i in auth_events}
-        invite_level = auth_rules.get_named_power_level("invite", auth_map)
-        for candidate in sorted(room.joined_local):
-            if auth_rules.get_user_power_level(candidate, auth_map, room.version) >= invite_level:
-                return candidate
-        raise MatrixError(400, "M_UNABLE_TO_GRANT_JOIN", "No user here may authorise the join; try another server")
+        return {"event": pdu, "room_version": room.version.identifier}
 
     async def on_send(self, origin: str, membership: str, room_id: str, event_id: str, body: dict[str, Any]) -> Event:
         room = await self._resident_room(origin, room_id)
@@ -491,24 +477,60 @@ class FederationMembership:
         # servers (the sender hook only forwards events of our own users).
         dests = await self.store.get_room_server_names(room_id) - {self.hs.server_name, origin}
         if dests and self.hs.config.federation.enabled:
-            self.hs.federation.send_pdu(sorted(dests), existing)
+            self.fed.sender.send_pdu(sorted(dests), existing)
         return existing
 
-    async def on_send_join(self, origin: str, room_id: str, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def on_send_join(
+        self, origin: str, room_id: str, event_id: str, body: dict[str, Any], omit_members: bool = False
+    ) -> dict[str, Any]:
+        """The join, then the state before it and its auth chain. With ``omit_members``
+        (a joining server that can do partial-state joins, MSC3706) the state leaves out
+        the membership events but those the joiner needs (Synapse's answer), and lists the
+        servers that were in the room."""
         ev = await self.on_send(origin, "join", room_id, event_id, body)
         state: StateMap = await self.store.get_state_group(ev.state_group) if ev.state_group is not None else {}
-        state_events = await self.store.get_events(state.values())
-        chain_ids = await self.store.get_auth_chain_ids(list(state.values()) + auth_ids_of(ev, ev_version(ev)))
+        state_ids = await self._partial_join_state(state, ev) if omit_members else list(state.values())
+        state_events = await self.store.get_events(state_ids)
+        chain_ids = await self.store.get_auth_chain_ids(state_ids + auth_ids_of(ev, ev_version(ev)))
+        if omit_members:
+            chain_ids -= set(state_ids)  # the joiner has those already
         chain_events = await self.store.get_events(chain_ids)
-        servers = await self.store.get_room_server_names(room_id)
+        if omit_members:
+            servers = await self._joined_servers(state)
+        else:
+            servers = await self.store.get_room_server_names(room_id) | {self.hs.server_name}
         return {
             "origin": self.hs.server_name,
             "state": [pdu_for_federation(e) for e in state_events.values()],
             "auth_chain": [pdu_for_federation(e) for e in chain_events.values()],
             "event": pdu_for_federation(ev),
-            "members_omitted": False,
-            "servers_in_room": sorted(servers | {self.hs.server_name}),
+            "members_omitted": omit_members,
+            "servers_in_room": sorted(servers),
         }
+
+    async def _partial_join_state(self, state: StateMap, join: Event) -> list[str]:
+        """Synapse's partial-state answer: every non-membership state event, the joiner's
+        own earlier membership, and, in a room without a name or canonical alias, the
+        memberships of its heroes (up to five members, joined or invited first, else
+        those who left, in the order they became so)."""
+        ids = [eid for (t, _), eid in state.items() if t != "m.room.member"]
+        own = state.get(("m.room.member", join.state_key or ""))
+        if own is not None:
+            ids.append(own)
+        if ("m.room.name", "") in state or ("m.room.canonical_alias", "") in state:
+            return ids
+        members = await self.store.get_events(
+            [eid for (t, sk), eid in state.items() if t == "m.room.member" and sk != join.state_key]
+        )
+        ordered = sorted(members.values(), key=lambda e: e.stream_ordering)
+        present = [e for e in ordered if e.membership in ("join", "invite")]
+        gone = [e for e in ordered if e.membership in ("leave", "ban")]
+        ids.extend(e.event_id for e in (present or gone)[:5])
+        return ids
+
+    async def _joined_servers(self, state: StateMap) -> set[str]:
+        members = await self.store.get_events([eid for (t, _), eid in state.items() if t == "m.room.member"])
+        return {server_of(e.state_key or "") for e in members.values() if e.membership == "join"}
 
     async def on_send_knock(self, origin: str, room_id: str, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
         await self.on_send(origin, "knock", room_id, event_id, body)

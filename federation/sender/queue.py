@@ -17,8 +17,9 @@ backfill, as it would after Synapse's catch-up (which sends only the newest even
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 from twisted.internet import defer
@@ -66,7 +67,7 @@ class _Destination:
 
 
 class FederationSender:
-    def __init__(self, hs: "HomeServer", transport: Any) -> None:
+    def __init__(self, hs: HomeServer, transport: Any) -> None:
         self.hs = hs
         self.store = hs.store
         self.transport = transport
@@ -103,12 +104,12 @@ class FederationSender:
             d.timer = None
         # Transmissions are abandoned (the outbox still holds their items); database
         # writes (outbox, retry state) are let finish so a restart finds them.
-        for d in list(self._inflight):
-            if d not in self._db_writes:
-                d.cancel()
-        for d in list(self._inflight):
+        for work in list(self._inflight):
+            if work not in self._db_writes:
+                work.cancel()
+        for work in list(self._inflight):
             try:
-                await d
+                await work
             except BaseException:
                 pass
 

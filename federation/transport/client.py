@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from io import BytesIO
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 import treq
@@ -21,7 +23,13 @@ from treq.client import HTTPClient
 from twisted.internet import defer, ssl, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
-from twisted.web.client import Agent, HTTPConnectionPool, RequestTransmissionFailed, ResponseNeverReceived
+from twisted.web.client import (
+    Agent,
+    FileBodyProducer,
+    HTTPConnectionPool,
+    RequestTransmissionFailed,
+    ResponseNeverReceived,
+)
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
@@ -36,20 +44,31 @@ from federation.discovery import (
     twisted_srv_lookup,
 )
 from federation.errors import FederationDenied, FederationError, FederationUnreachable
-from federation.ip_filter import IPFilter
 from federation.transport.xmatrix import sign_request
+from homeserver.util.ip_filter import IPFilter
 
 if TYPE_CHECKING:
     from homeserver.app import HomeServer
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 SCHEME = b"matrix-federation"
 CONNECT_TIMEOUT_S = 10
 DEFAULT_TIMEOUT_S = 60
 MAX_RESPONSE_BYTES = 100 * 1024 * 1024
+MAX_ERROR_BYTES = 64 * 1024
 USER_AGENT = b"WSPR"
 MAX_CONNECTIONS_PER_DESTINATION = 20
+
+
+def host_header(server_name: str) -> bytes:
+    """A server name as the ``Host`` header and URL authority want it: IDNA for a DNS
+    name, as it is for an IP literal (``127.0.0.1:8448``, ``[::1]:8448``)."""
+    host, port = split_server_name(server_name)
+    encoded = host.encode("ascii") if is_ip_literal(host) else host.encode("idna")
+    return encoded if port is None else encoded + b":%d" % port
 
 
 @implementer(IOpenSSLClientConnectionCreator)
@@ -96,13 +115,13 @@ class _FederationEndpoint:
     """Connects to one server name: candidates from discovery (or the URL's host:port for
     plain https), each resolved to IPs checked against the blocklist, then TLS."""
 
-    def __init__(self, transport: "FederationTransport", scheme: bytes, host: str, port: int) -> None:
+    def __init__(self, transport: FederationTransport, scheme: bytes, host: str, port: int) -> None:
         self._t = transport
         self._scheme = scheme
         self._host = host
         self._port = port
 
-    def connect(self, protocolFactory: Any) -> "defer.Deferred[Any]":
+    def connect(self, protocolFactory: Any) -> defer.Deferred[Any]:
         return defer.ensureDeferred(self._connect(protocolFactory))
 
     async def _connect(self, protocolFactory: Any) -> Any:
@@ -139,7 +158,7 @@ class _FederationEndpoint:
 
 @implementer(IAgentEndpointFactory)
 class _EndpointFactory:
-    def __init__(self, transport: "FederationTransport") -> None:
+    def __init__(self, transport: FederationTransport) -> None:
         self._t = transport
 
     def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:
@@ -184,6 +203,19 @@ class _Discard:
         pass
 
 
+def _remote_error(destination: str, code: int, raw: bytes) -> FederationError:
+    """The remote's error answer, with its status and errcode."""
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = None
+    errcode = parsed.get("errcode") if isinstance(parsed, dict) else None
+    if not isinstance(errcode, str):
+        errcode = "M_UNKNOWN"
+    msg = parsed.get("error") if isinstance(parsed, dict) and isinstance(parsed.get("error"), str) else f"HTTP {code}"
+    return FederationError(code, errcode, f"{destination}: {msg}", destination, parsed)
+
+
 def _reason(e: Exception) -> str:
     reasons = getattr(e, "reasons", None)
     if reasons:
@@ -194,7 +226,7 @@ def _reason(e: Exception) -> str:
 class FederationTransport:
     """Signed JSON requests to other servers. ``request`` is the one entry point."""
 
-    def __init__(self, hs: "HomeServer", discovery: ServerDiscovery | None = None) -> None:
+    def __init__(self, hs: HomeServer, discovery: ServerDiscovery | None = None) -> None:
         self.hs = hs
         self.reactor = hs.reactor
         cfg = hs.config.federation
@@ -208,8 +240,10 @@ class FederationTransport:
         self._slots: dict[str, defer.DeferredSemaphore] = {}
         self._inflight: set[defer.Deferred[Any]] = set()
         self.pool.cachedConnectionTimeout = 60
-        agent = Agent.usingEndpointFactory(self.reactor, _EndpointFactory(self), pool=self.pool)
-        self.http = HTTPClient(agent)
+        # Federation requests go to the agent itself: treq re-encodes a URL's host with IDNA,
+        # which refuses an IPv6 literal such as [::1]:8448.
+        self.agent = Agent.usingEndpointFactory(self.reactor, _EndpointFactory(self), pool=self.pool)
+        self.http = HTTPClient(self.agent)
         self.discovery = discovery or ServerDiscovery(self.reactor.seconds, self._fetch_well_known, twisted_srv_lookup)
 
     async def close(self) -> None:
@@ -238,7 +272,7 @@ class FederationTransport:
         )
         seen: list[tuple[int, str]] = []
         for family, _, _, _, sockaddr in infos:
-            item = (family, sockaddr[0])
+            item = (family, str(sockaddr[0]))
             if item not in seen and family in (socket.AF_INET, socket.AF_INET6):
                 seen.append(item)
         return seen
@@ -266,6 +300,50 @@ class FederationTransport:
         ``path`` is already percent-encoded. Raises FederationError with the remote's
         status/errcode, FederationUnreachable, or FederationDenied.
         """
+        delegated, url, data, headers = await self._prepare(destination, method, path, query, body)
+        slots = self._acquire_slot(delegated)
+        await slots.acquire()
+        try:
+            resp, raw = await self._send(destination, method, url, data, headers, timeout)
+        finally:
+            self._release_slot(delegated, slots)
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        if resp.code == 200:
+            if parsed is None and raw:
+                raise FederationError(502, "M_UNKNOWN", f"{destination} answered with invalid JSON", destination)
+            return parsed
+        raise _remote_error(destination, resp.code, raw)
+
+    async def stream(
+        self,
+        destination: str,
+        path: str,
+        consume: Callable[[Any], Awaitable[T]],
+        *,
+        query: Mapping[str, Any] | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> T:
+        """A signed GET whose answer (status below 400) is handed to ``consume(response)``
+        unread, to stream its body (``homeserver.util.outbound_http.read_body``); an
+        error status raises FederationError as ``request`` does. Such a request does not
+        take one of the destination's slots: a slow download must not hold up the
+        transactions to it (the caller bounds how many it streams at once)."""
+        _, url, _, headers = await self._prepare(destination, "GET", path, query, None)
+        resp = await self._send_streaming(destination, url, headers, timeout)
+        if resp.code >= 400:
+            try:
+                raw = await _read_limited(resp, MAX_ERROR_BYTES)
+            except Exception:
+                raw = b""
+            raise _remote_error(destination, resp.code, raw)
+        return await consume(resp)
+
+    async def _prepare(
+        self, destination: str, method: str, path: str, query: Mapping[str, Any] | None, body: Any
+    ) -> tuple[str, bytes, bytes | None, Headers]:
         self.check_destination(destination)
         uri = path
         if query:
@@ -279,35 +357,47 @@ class FederationTransport:
             {
                 b"Authorization": [auth.encode("utf-8")],
                 b"User-Agent": [USER_AGENT],
-                b"Host": [delegated.encode("idna")],
+                b"Host": [host_header(delegated)],
             }
         )
         data = None
         if body is not None:
             data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
             headers.addRawHeader(b"Content-Type", b"application/json")
-        url = b"matrix-federation://" + delegated.encode("idna") + uri.encode("utf-8")
+        url = b"matrix-federation://" + host_header(delegated) + uri.encode("utf-8")
+        return delegated, url, data, headers
+
+    def _acquire_slot(self, delegated: str) -> defer.DeferredSemaphore:
         slots = self._slots.get(delegated)
         if slots is None:
             slots = self._slots[delegated] = defer.DeferredSemaphore(MAX_CONNECTIONS_PER_DESTINATION)
-        await slots.acquire()
-        try:
-            resp, raw = await self._send(destination, method, url, data, headers, timeout)
-        finally:
-            slots.release()
-            if slots.tokens == slots.limit and not slots.waiting:
-                self._slots.pop(delegated, None)
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = None
-        if resp.code == 200:
-            if parsed is None and raw:
-                raise FederationError(502, "M_UNKNOWN", f"{destination} answered with invalid JSON", destination)
-            return parsed
-        errcode = parsed.get("errcode") if isinstance(parsed, dict) and isinstance(parsed.get("errcode"), str) else "M_UNKNOWN"
-        msg = parsed.get("error") if isinstance(parsed, dict) and isinstance(parsed.get("error"), str) else f"HTTP {resp.code}"
-        raise FederationError(resp.code, errcode, f"{destination}: {msg}", destination, parsed)
+        return slots
+
+    def _release_slot(self, delegated: str, slots: defer.DeferredSemaphore) -> None:
+        slots.release()
+        if slots.tokens == slots.limit and not slots.waiting:
+            self._slots.pop(delegated, None)
+
+    async def _send_streaming(self, destination: str, url: bytes, headers: Headers, timeout: float) -> Any:
+        attempts = 2
+        while True:
+            attempts -= 1
+            try:
+                d = self.agent.request(b"GET", url, headers, None)
+                timer = self.reactor.callLater(timeout, d.cancel)
+                try:
+                    return await self._tracked(d)
+                finally:
+                    if timer.active():
+                        timer.cancel()
+            except (ResponseNeverReceived, RequestTransmissionFailed) as e:
+                if attempts > 0:
+                    continue  # a kept-alive connection the peer had closed (see _send)
+                raise FederationUnreachable(destination, _reason(e)) from None
+            except FederationError:
+                raise
+            except Exception as e:
+                raise FederationUnreachable(destination, _reason(e)) from None
 
     async def _send(
         self, destination: str, method: str, url: bytes, data: bytes | None, headers: Headers, timeout: float
@@ -331,15 +421,28 @@ class FederationTransport:
     async def _request_once(
         self, method: str, url: bytes, data: bytes | None, headers: Headers, timeout: float
     ) -> tuple[Any, bytes]:
-        resp = await self.http.request(method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False)
+        body = FileBodyProducer(BytesIO(data)) if data is not None else None
+        d = self.agent.request(method.encode("ascii"), url, headers, body)
+        # Like treq's timeout: the response (status and headers) must arrive in time.
+        timer = self.reactor.callLater(timeout, d.cancel)
+        try:
+            resp = await d
+        finally:
+            if timer.active():
+                timer.cancel()
         return resp, await _read_limited(resp, MAX_RESPONSE_BYTES)
 
-    def _tracked(self, coro: Any) -> "defer.Deferred[Any]":
+    def _tracked(self, coro: Any) -> defer.Deferred[Any]:
         # close() cancels what is still in flight, so no connection outlives the server.
         d = defer.ensureDeferred(coro)
         if not d.called:
             self._inflight.add(d)
-            d.addBoth(lambda r: (self._inflight.discard(d), r)[1])
+
+            def untrack(result: Any) -> Any:
+                self._inflight.discard(d)
+                return result
+
+            d.addBoth(untrack)
         return d
 
     async def _delegated_name(self, destination: str) -> str:

@@ -1,43 +1,50 @@
 """Inbound federation: the TLS listener and X-Matrix authentication of requests.
 
-Endpoints are registered on ``hs.federation_router`` wrapped with ``authenticated``::
+Endpoints are registered on ``hs.federation_router`` wrapped with
+``InboundRequests.authenticated`` (``hs.federation.authenticated``)::
 
     hs.federation_router.register("GET", r"/_matrix/federation/v1/thing/(?P<room_id>[^/]*)",
-                                  authenticated(hs, handler))
+                                  fed.authenticated(handler))
 
     async def handler(request, origin, room_id) -> (code, json)
 
 ``authenticated`` checks the X-Matrix signature against the origin's keys, that the
 request was meant for us (``destination``), and ``federation.domain_allowlist``; it
-raises 401 M_UNAUTHORIZED / 403 M_FORBIDDEN otherwise. The parsed JSON body (or None)
-is on ``request.federation_json`` (see ``json_body``).
+raises 401 M_UNAUTHORIZED / 403 M_FORBIDDEN otherwise. ``json_body(request)`` gives the
+parsed JSON body.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from OpenSSL import SSL
 from twisted.internet import defer, ssl
+from twisted.internet.tcp import Port
 from twisted.web.server import Request
 
 from federation.errors import unauthorized
 from federation.transport.xmatrix import parse_auth_header, request_json
 from homeserver.http.errors import BadJson, Forbidden, LimitExceeded, MatrixError, NotJson
-from homeserver.http.request import read_body
-from homeserver.http.server import Site
+from homeserver.http.listeners import listen, listener_site
+from homeserver.http.request import MAX_FEDERATION_BODY, read_body
 
 if TYPE_CHECKING:
+    from federation.service import Federation
     from homeserver.app import HomeServer
 
 logger = logging.getLogger(__name__)
 
-# Transactions carry up to 50 PDUs of 64 KiB each plus EDUs.
-MAX_FEDERATION_BODY = 10 * 1024 * 1024
 
 FederationHandler = Callable[..., Awaitable[Any]]
+
+# The parsed body of each authenticated request (the signature covers it, so it is
+# parsed before the handler runs).
+_BODIES: WeakKeyDictionary[Request, Any] = WeakKeyDictionary()
 
 
 def _parse_body(request: Request) -> Any:
@@ -52,7 +59,7 @@ def _parse_body(request: Request) -> Any:
 
 def json_body(request: Request) -> dict[str, Any]:
     """The JSON object body of an authenticated request ({} when there was none)."""
-    body = getattr(request, "federation_json", None)
+    body = _BODIES.get(request)
     if body is None:
         return {}
     if not isinstance(body, dict):
@@ -60,10 +67,10 @@ def json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-async def authenticate_request(hs: "HomeServer", request: Request) -> str:
+async def authenticate_request(hs: HomeServer, fed: Federation, request: Request) -> str:
     """The origin server of a request with a valid X-Matrix signature for us."""
     content = _parse_body(request)
-    request.federation_json = content  # type: ignore[attr-defined]
+    _BODIES[request] = content
     method = request.method.decode("ascii")
     uri = request.uri.decode("utf-8", "replace")
     origin: str | None = None
@@ -89,7 +96,7 @@ async def authenticate_request(hs: "HomeServer", request: Request) -> str:
         raise Forbidden(f"Federation denied with {origin}")
     signed = request_json(method, uri, origin, hs.server_name, content)
     signed["signatures"] = {origin: signatures}
-    await hs.keyring.verify_json_for_server(origin, signed)
+    await fed.keyring.verify_json_for_server(origin, signed)
     return origin
 
 
@@ -119,36 +126,49 @@ class OriginLimiter:
                 self._sems.pop(origin, None)
 
 
-def authenticated(hs: "HomeServer", handler: FederationHandler) -> Callable[..., Awaitable[Any]]:
-    """Wrap ``handler(request, origin, **groups)`` with X-Matrix authentication."""
-    limiter = getattr(hs, "federation_origin_limiter", None)
-    if limiter is None:
-        limiter = hs.federation_origin_limiter = OriginLimiter()  # type: ignore[attr-defined]
+class InboundRequests:
+    """Wraps the handlers of requests from other servers: X-Matrix authentication, at
+    most ``OriginLimiter.MAX_CONCURRENT`` at once per origin, and the sender told that
+    the origin is alive (its backoff resets)."""
 
-    async def wrapper(request: Request, **groups: str) -> Any:
-        if not hs.config.federation.enabled:
-            raise Forbidden("Federation is disabled on this server")
-        origin = await authenticate_request(hs, request)
-        for hook in getattr(hs, "federation_inbound_hooks", ()):
+    def __init__(self, hs: HomeServer, fed: Federation) -> None:
+        self.hs = hs
+        self.fed = fed
+        self.limiter = OriginLimiter()
+
+    def authenticated(self, handler: FederationHandler) -> Callable[..., Awaitable[Any]]:
+        """Wrap ``handler(request, origin, **groups)`` with X-Matrix authentication."""
+        hs, fed = self.hs, self.fed
+
+        async def wrapper(request: Request, **groups: str) -> Any:
+            if not hs.config.federation.enabled:
+                raise Forbidden("Federation is disabled on this server")
+            origin = await authenticate_request(hs, fed, request)
             try:
-                hook(origin)
+                fed.sender.on_remote_alive(origin)
             except Exception:
-                logger.exception("inbound federation hook failed")
-        return await limiter.run(origin, lambda: handler(request, origin, **groups))
+                logger.exception("resetting the backoff of %s failed", origin)
+            return await self.limiter.run(origin, lambda: handler(request, origin, **groups))
 
-    wrapper.__name__ = getattr(handler, "__name__", "federation_handler")
-    return wrapper
+        wrapper.__name__ = getattr(handler, "__name__", "federation_handler")
+        return wrapper
+
+    def unauthenticated(self, handler: FederationHandler) -> Callable[..., Awaitable[Any]]:
+        """For the few endpoints anyone may call (keys, version, openid/userinfo)."""
+        hs = self.hs
+
+        async def wrapper(request: Request, **groups: str) -> Any:
+            if not hs.config.federation.enabled:
+                raise Forbidden("Federation is disabled on this server")
+            return await handler(request, **groups)
+
+        return wrapper
 
 
-def unauthenticated(hs: "HomeServer", handler: FederationHandler) -> Callable[..., Awaitable[Any]]:
-    """For the few endpoints anyone may call (keys, version, openid/userinfo)."""
-
-    async def wrapper(request: Request, **groups: str) -> Any:
-        if not hs.config.federation.enabled:
-            raise Forbidden("Federation is disabled on this server")
-        return await handler(request, **groups)
-
-    return wrapper
+def authenticated(hs: HomeServer, handler: FederationHandler) -> Callable[..., Awaitable[Any]]:
+    """``hs.federation.authenticated(handler)``, for endpoints registered outside
+    ``federation/`` (federation media, ``rest/client/media.py``)."""
+    return hs.federation.authenticated(handler)
 
 
 class _ServerTLSContext(ssl.ContextFactory):
@@ -164,17 +184,18 @@ class _ServerTLSContext(ssl.ContextFactory):
         return self._ctx
 
 
-def start_federation_listener(hs: "HomeServer") -> Any:
-    """Serve ``hs.federation_router`` over TLS on the federation listener; returns the port."""
+def start_federation_listener(hs: HomeServer) -> Port:
+    """The TLS federation listener (``hs.federation_router``, or the resources its
+    configuration names); returns the port. Federation endpoints take at most
+    MAX_FEDERATION_BODY (``hs.federation_router``'s limit), refused before reading."""
     fl = hs.config.federation_listener
-    site = Site(hs.federation_router)
-    site.displayTracebacks = False
-    port = hs.reactor.listenSSL(fl.port, site, _ServerTLSContext(fl.tls_certificate, fl.tls_private_key), interface=fl.bind_address)
-    logger.info("federation API listening on https://%s:%d", fl.bind_address, port.getHost().port)
+    tls = _ServerTLSContext(fl.tls_certificate, fl.tls_private_key)
+    port: Port = listen(hs, "listeners.federation", fl, listener_site(hs, fl), tls)
+    logger.info("federation API listening on https://%s:%d (%s)", fl.bind_address, port.getHost().port, ", ".join(fl.resources))
     return port
 
 
-async def stop_federation_listener(port: Any) -> None:
+async def stop_federation_listener(port: Port) -> None:
     """Stop listening and abort the connections still open (a peer's request must not
     hang on a stopped server). Twisted's _GenericHTTPChannelProtocol proxy has no
     ``transport`` of its own, so look behind it to its channel."""
@@ -189,4 +210,4 @@ async def stop_federation_listener(port: Any) -> None:
             transport.abortConnection()
 
 
-__all__ = ["MatrixError", "authenticate_request", "authenticated", "json_body", "start_federation_listener", "stop_federation_listener", "unauthenticated"]
+__all__ = ["InboundRequests", "MatrixError", "authenticate_request", "authenticated", "json_body", "start_federation_listener", "stop_federation_listener"]

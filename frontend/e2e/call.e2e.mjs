@@ -6,12 +6,11 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync, appendFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { frontendDir, makeWorkDir, removeWorkDir, startStatic, startWspr } from "./servers.mjs";
+import { frontendDir, makeWorkDir, removeWorkDir, startStatic, startWspr, distDir } from "./servers.mjs";
 
 const ART = join(frontendDir, "test-artifacts");
 const PASSWORD = "correct horse battery staple";
 const run = Date.now().toString(36).slice(-5);
-const NAMES = ["alice", "bob", "carol"];
 const user = (n) => `${n}c${run}`;
 const mxid = (n) => `@${user(n)}:localhost`;
 
@@ -109,7 +108,7 @@ before(async () => {
   assert.ok(hs.sfuUrl, "WSPR started with its SFU");
   appUrl = hs.appUrl;
   if (!appUrl) {
-    web = await startStatic(join(frontendDir, "dist"));
+    web = await startStatic(distDir);
     appUrl = web.url;
   }
   // a steady tone instead of Chromium's once-a-second beep, so the SFU hears someone speaking
@@ -152,6 +151,10 @@ test("three people share a room", async () => {
   }));
   await api(bob, "POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, {});
   await api(carol, "POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, {});
+  // more history than a screen holds, so the timeline scrolls (the call bar must not cover its top)
+  for (let i = 1; i <= 40; i++) {
+    await api(alice, "PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/early${i}`, { msgtype: "m.text", body: `Earlier note ${i}` });
+  }
   await Promise.all([openRoom(alice), openRoom(bob), openRoom(carol)]);
 });
 
@@ -234,6 +237,22 @@ test("back to chat during the call, and return", async () => {
   await send(bob, "Sharing the agenda while we talk");
   await carol.locator("[data-testid=message-body]", { hasText: "Sharing the agenda" }).waitFor({ timeout: 20000 });
   assert.equal(await bob.locator("[data-testid=call-audio]").count(), 2, "the others are still heard");
+  // the bar sits over the top of the timeline: scrolled to the top, the oldest message and the
+  // "Load earlier messages" control (or the start of the room) are below it, not under it
+  for (const p of [bob, carol]) {
+    const timeline = p.getByTestId("timeline");
+    const start = p.getByTestId("timeline-start");
+    for (let i = 0; i < 60 && !(await start.count()); i++) {
+      await timeline.evaluate((el) => (el.scrollTop = 0));
+      await p.waitForTimeout(250);
+    }
+    await timeline.evaluate((el) => (el.scrollTop = 0));
+    await p.waitForTimeout(300);
+    const bar = await p.getByTestId("call-view").boundingBox();
+    const top = await start.boundingBox();
+    assert.ok(top.y >= bar.y + bar.height, `the call bar (${bar.y}..${bar.y + bar.height}) covers the top of the timeline (${top.y})`);
+    await timeline.evaluate((el) => (el.scrollTop = el.scrollHeight));
+  }
   await shot(bob, "09-minimized-desktop");
   await shot(carol, "10-minimized-phone");
   // on the phone, back to the room list: the call goes on in its bar

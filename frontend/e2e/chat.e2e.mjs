@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync, appendFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { frontendDir, makeWorkDir, removeWorkDir, startStatic, startSynapse, startWspr } from "./servers.mjs";
+import { frontendDir, makeWorkDir, removeWorkDir, startStatic, startSynapse, startWspr, distDir } from "./servers.mjs";
 
 const HS = process.env.E2E_HOMESERVER || "wspr";
 const ART = join(frontendDir, "test-artifacts");
@@ -13,6 +13,7 @@ const PASSWORD = "correct horse battery staple";
 const run = Date.now().toString(36).slice(-5);
 const ALICE = `alice${run}`;
 const BOB = `bob${run}`;
+const CAROL = `carol${run}`;
 
 let workDir, hs, web, browser, appUrl;
 const ctx = {};
@@ -58,7 +59,7 @@ function message(page, text) {
 async function messageAction(page, text, action) {
   const m = message(page, text).last();
   await m.hover();
-  await m.getByRole("button", { name: action }).click();
+  await m.getByRole("button", { name: action, exact: true }).click();
 }
 
 async function register(page, username, screenshotName) {
@@ -88,6 +89,15 @@ async function send(page, text) {
   await input.press("Enter");
 }
 
+/** The new recovery key can't be dismissed before it is saved: download it, confirm, done. */
+async function saveRecoveryKey(page) {
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("recovery-key-download").click()]);
+  assert.equal(download.suggestedFilename(), "wspr-recovery-key.txt");
+  await page.getByTestId("recovery-key-confirm").check();
+  await page.getByTestId("recovery-key-done").click();
+  await page.getByTestId("recovery-key-saver").waitFor({ state: "detached" });
+}
+
 function messageWithText(page, text) {
   return page.locator("[data-testid=message-body]", { hasText: text });
 }
@@ -97,7 +107,7 @@ before(async () => {
   hs = HS === "synapse" ? await startSynapse(workDir) : await startWspr(workDir);
   appUrl = hs.appUrl;
   if (!appUrl) {
-    web = await startStatic(join(frontendDir, "dist"));
+    web = await startStatic(distDir);
     appUrl = web.url;
   }
   browser = await chromium.launch({
@@ -120,11 +130,28 @@ after(async () => {
   else if (workDir) removeWorkDir(workDir);
 });
 
-test("alice and bob create accounts", async () => {
+test("alice and bob create accounts; an empty account says what to do next", async () => {
   const alice = await newPerson("alice", { colorScheme: "light" });
   const bob = await newPerson("bob", { colorScheme: "dark" });
   await Promise.all([register(alice, ALICE, "01-register"), register(bob, BOB)]);
+  // a new account's first sync is done: not "Loading" forever, but the ways in
+  for (const p of [alice, bob]) {
+    await p.getByTestId("rooms-empty").waitFor({ timeout: 30000 });
+    assert.equal(await p.getByTestId("rooms-loading").count(), 0);
+    assert.equal(await p.getByTestId("room-list").getAttribute("data-ready"), "true");
+  }
+  for (const id of ["empty-start-chat", "empty-join-room", "empty-explore"]) assert.ok(await alice.getByTestId(id).isVisible(), id);
   await shot(alice, "02-empty-room-list");
+  await bob.setViewportSize({ width: 390, height: 844 });
+  await shot(bob, "02b-empty-room-list-phone-dark");
+  await bob.setViewportSize({ width: 1280, height: 800 });
+  // each way in opens the right tab of the new-chat dialog
+  await alice.getByTestId("empty-join-room").click();
+  await alice.getByTestId("join-alias").waitFor();
+  await alice.keyboard.press("Escape");
+  await alice.getByTestId("empty-start-chat").click();
+  await alice.getByTestId("dm-user").waitFor();
+  await alice.keyboard.press("Escape");
 });
 
 test("alice starts an encrypted DM and bob accepts it", async () => {
@@ -166,12 +193,16 @@ test("an image is sent encrypted and shown", async () => {
   // any PNG will do: a screenshot of alice's own screen
   const png = await alice.screenshot({ clip: { x: 0, y: 0, width: 480, height: 300 } });
   await alice.getByTestId("file-input").setInputFiles({ name: "screenshot.png", mimeType: "image/png", buffer: png });
+  // files wait in the composer, previewed, until Send
+  await alice.locator("[data-testid=attachment] img").waitFor();
+  await alice.getByTestId("send").click();
   const img = bob.locator("[data-testid=image] img");
   await img.waitFor({ timeout: 30000 });
   await bob.waitForFunction((el) => el.complete && el.naturalWidth === 480, await img.elementHandle());
   await alice.locator("[data-testid=image] img").waitFor();
   // and a plain file, downloaded and decrypted on the other side
   await alice.getByTestId("file-input").setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("meeting at noon\n") });
+  await alice.getByTestId("send").click();
   const card = bob.locator(".file-card", { hasText: "notes.txt" });
   await card.getByRole("button", { name: "Download" }).click({ timeout: 30000 });
   const href = await card.getByRole("link", { name: "Save" }).getAttribute("href");
@@ -267,10 +298,10 @@ test("settings: profile, security and devices", async () => {
   await alice.getByText("Picture updated").waitFor({ timeout: 30000 });
   await alice.locator("[data-testid=settings-dialog] .avatar img").first().waitFor();
   await shot(alice, "09-settings-profile");
-  await alice.getByRole("button", { name: "Security & backup" }).click();
+  await alice.getByRole("tab", { name: "Security & backup" }).click();
   await alice.getByTestId("security-tab").waitFor();
   await shot(alice, "10-settings-security");
-  await alice.getByRole("button", { name: "Devices" }).click();
+  await alice.getByRole("tab", { name: "Devices" }).click();
   await alice.getByTestId("devices-tab").waitFor();
   await shot(alice, "11-settings-devices");
   await alice.keyboard.press("Escape");
@@ -311,11 +342,28 @@ test("group rooms: create, invite, rename, join by address, leave", async () => 
   await alice.getByTestId("room-alias").fill(`lobby${run}`);
   await alice.getByTestId("new-chat-submit").click();
   await alice.getByTestId("room-title").getByText("Lobby").waitFor();
+  // one member: singular
+  await alice.locator(".room-title", { hasText: /· 1 member$/ }).waitFor();
   await bob.getByTestId("new-chat").click();
   await bob.getByRole("button", { name: "Join room" }).click();
   await bob.getByTestId("join-alias").fill(`#lobby${run}:localhost`);
   await bob.getByTestId("new-chat-submit").click();
   await bob.getByTestId("room-title").getByText("Lobby").waitFor();
+
+  // a third person, new here, finds the public room from the empty state's directory link
+  const carol = await newPerson("carol", { colorScheme: "light", viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  await register(carol, CAROL);
+  await carol.getByTestId("empty-explore").click();
+  await carol.getByTestId("explore").waitFor();
+  await carol.getByTestId("explore-search").fill("Lobby");
+  const listed = carol.locator("[data-testid=explore-room]", { hasText: "Lobby" });
+  await listed.waitFor({ timeout: 30000 });
+  assert.match(await listed.locator(".explore-text .muted").textContent(), /^2 members · #lobby/);
+  await shot(carol, "14b-explore-phone");
+  await listed.getByRole("button", { name: "Join" }).click();
+  await carol.getByTestId("room-title").getByText("Lobby").waitFor({ timeout: 30000 });
+  await carol.locator(".room-title", { hasText: "3 members" }).waitFor({ timeout: 30000 });
+  await ctx.carol.close();
 
   // leaving removes the room from the list
   await openRoom(bob, roomId);
@@ -396,13 +444,14 @@ test("alice sets up cross-signing and secure backup", async () => {
   const { alice } = pages;
   await openRoom(alice, dmRoomId);
   await alice.getByTestId("open-settings").click();
-  await alice.getByRole("button", { name: "Security & backup" }).click();
+  await alice.getByRole("tab", { name: "Security & backup" }).click();
   await alice.getByTestId("setup-recovery").click();
   const box = alice.getByTestId("new-recovery-key");
   await box.waitFor({ timeout: 60000 });
   recoveryKey = (await box.locator("code").textContent()).trim();
   assert.match(recoveryKey, /^[1-9A-HJ-NP-Za-km-z]{4}( [1-9A-HJ-NP-Za-km-z]{4}){11}$/);
   await shot(alice, "15-recovery-key");
+  await saveRecoveryKey(alice);
   await alice.keyboard.press("Escape");
   // wait until this device's room keys are in the server-side backup
   const token = await accessToken(alice);
@@ -426,7 +475,7 @@ test("on a new login, the recovery key restores the history", async () => {
   await alice2.getByTestId("utd").first().waitFor({ timeout: 30000 });
   await shot(alice2, "16-new-login-undecryptable");
   await alice2.getByTestId("open-settings").click();
-  await alice2.getByRole("button", { name: "Security & backup" }).click();
+  await alice2.getByRole("tab", { name: "Security & backup" }).click();
   await alice2.getByTestId("recovery-key-input").fill(recoveryKey);
   await alice2.getByTestId("restore-submit").click();
   await alice2.getByTestId("restore-result").waitFor({ timeout: 60000 });
@@ -442,7 +491,7 @@ test("a new device is verified with emoji (SAS) from another session", async () 
   const alice3 = await newPerson("alice3", { colorScheme: "dark" });
   await signIn(alice3, ALICE);
   await alice3.getByTestId("open-settings").click();
-  await alice3.getByRole("button", { name: "Security & backup" }).click();
+  await alice3.getByRole("tab", { name: "Security & backup" }).click();
   await alice3.getByRole("button", { name: "Verify with another device instead" }).click();
   await alice3.getByTestId("verification-dialog").waitFor();
   await alice.getByTestId("verification-accept").click({ timeout: 30000 });
@@ -481,13 +530,15 @@ test("alice verifies bob with emoji in their DM", async () => {
   const { alice, bob } = pages;
   // bob needs a cross-signing identity to be verified as a person
   await bob.getByTestId("open-settings").click();
-  await bob.getByRole("button", { name: "Security & backup" }).click();
+  await bob.getByRole("tab", { name: "Security & backup" }).click();
   await bob.getByTestId("setup-recovery").click();
   await bob.getByTestId("new-recovery-key").waitFor({ timeout: 60000 });
+  await saveRecoveryKey(bob);
   await bob.keyboard.press("Escape");
 
   await openRoom(alice, dmRoomId);
   await alice.getByTestId("room-settings").click();
+  await alice.getByTestId("room-tab-people").click();
   await alice.getByTestId("verify-user").click();
   await alice.getByTestId("verification-dialog").waitFor();
   await bob.getByTestId("verification-accept").click({ timeout: 30000 });
@@ -510,7 +561,7 @@ test("sign out another device (password-confirmed)", async () => {
   const { alice } = pages;
   const token3 = await accessToken(pages.alice3);
   await alice.getByTestId("open-settings").click();
-  await alice.getByRole("button", { name: "Devices" }).click();
+  await alice.getByRole("tab", { name: "Devices" }).click();
   const rows = alice.locator(".device-list li");
   await rows.nth(2).waitFor();
   const before = await rows.count();

@@ -15,7 +15,22 @@ if (!env.E2E_SKIP_BUILD) {
   const b = spawnSync("npx", ["vite", "build", "--logLevel", "warn"], { cwd: root, stdio: "inherit", env });
   if (b.status !== 0) process.exit(b.status ?? 1);
 }
-// E2E_ONLY=call (or chat) runs one file
-const files = ["e2e/chat.e2e.mjs", "e2e/call.e2e.mjs"].filter((f) => !env.E2E_ONLY || f.includes(env.E2E_ONLY));
+// E2E_ONLY=call (or a group or file name below; or a comma-separated list) runs only those files.
+// "chat" is every chat feature (they run against Synapse too); webpush, call and firstvisit need WSPR.
+const GROUPS = {
+  chat: ["chat", "composer", "reading", "notifications", "find", "threads", "admin"],
+  history: ["history"],
+  webpush: ["webpush"],
+  call: ["call"],
+  firstvisit: ["firstvisit"],
+  oauth: ["oauth"],
+};
+const only = env.E2E_ONLY ? env.E2E_ONLY.split(",").map((s) => s.trim()) : null;
+const names = only ? only.flatMap((o) => GROUPS[o] ?? [o]) : Object.values(GROUPS).flat();
+const files = names.map((n) => `e2e/${n}.e2e.mjs`).filter((f) => existsSync(resolve(root, f)));
+if (!files.length) {
+  console.error(`e2e: E2E_ONLY=${env.E2E_ONLY} matches none of the test files`);
+  process.exit(1);
+}
 const r = spawnSync(process.execPath, ["--test", "--test-concurrency=1", "--test-timeout=240000", ...files], { cwd: root, stdio: "inherit", env });
 process.exit(r.status ?? 1);

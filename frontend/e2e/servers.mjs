@@ -10,6 +10,8 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 export const frontendDir = resolve(here, "..");
 export const repoDir = resolve(frontendDir, "..");
+/** the built app under test: dist/, or E2E_DIST (a build elsewhere, e.g. `vite build --outDir`) */
+export const distDir = process.env.E2E_DIST ? resolve(process.env.E2E_DIST) : join(frontendDir, "dist");
 const venvBin = process.env.E2E_VENV_BIN || join(repoDir, ".venv", "bin");
 
 export function freePort() {
@@ -108,6 +110,8 @@ c['listeners'] = [{'port': ${port}, 'bind_addresses': ['127.0.0.1'], 'type': 'ht
 c['database'] = {'name': 'sqlite3', 'args': {'database': '${dir}/homeserver.db'}}
 c['enable_registration'] = True
 c['enable_registration_without_verification'] = True
+# Synapse publishes nothing to its room directory by default; a community server lets members do it
+c['room_list_publication_rules'] = [{'action': 'allow'}]
 c['report_stats'] = False
 c['trusted_key_servers'] = []
 c['suppress_key_server_warning'] = True
@@ -125,14 +129,15 @@ c.pop('log_config')
   const logFile = join(workDir, "synapse.log");
   const proc = spawnLogged(join(venvBin, "python"), ["-m", "synapse.app.homeserver", "-c", cfg], { cwd: dir }, logFile);
   const baseUrl = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${baseUrl}/_matrix/client/versions`, 60000, proc, logFile).catch(async (e) => {
+  await waitForHttp(`${baseUrl}/_matrix/client/versions`, 120000, proc, logFile).catch(async (e) => {
     await stopProc(proc); // never leave a half-started server behind
     throw e;
   });
   return { kind: "synapse", baseUrl, appUrl: null, logFile, stop: () => stopProc(proc) };
 }
 
-export async function startWspr(workDir) {
+/** `extraConfig`: Python lines editing the parsed wspr.yaml (`c`), after the defaults below. */
+export async function startWspr(workDir, { extraConfig = "" } = {}) {
   const port = await freePort();
   const fedPort = await freePort();
   const sfuPort = await freePort();
@@ -146,18 +151,24 @@ export async function startWspr(workDir) {
     `
 c['enable_registration'] = True
 c['rate_limits'] = {'enabled': False}
+# the app signs in through the OAuth 2.0 API wherever a server offers it; these tests drive its password
+# form, so WSPR's OAuth API is off unless a test turns it on (oauth.e2e.mjs: c['oauth'] = {'enabled': True})
+c['oauth'] = {**(c.get('oauth') or {}), 'enabled': False}
+# serve this checkout's build (the config's default is the dist/ beside the homeserver's code)
+c['web_client'] = {'enabled': True, 'path': ${JSON.stringify(distDir)}}
 # stay on loopback, and don't collide with other WSPR instances on this machine
 fed = (c.get('listeners') or {}).get('federation')
 if isinstance(fed, dict): fed['bind_address'] = '127.0.0.1'
 if isinstance(c.get('sfu'), dict):
     c['sfu']['port'] = ${sfuPort}
     c['sfu']['public_url'] = 'ws://127.0.0.1:${sfuPort}'
+${extraConfig}
 `,
   );
   const logFile = join(workDir, "wspr.log");
-  const proc = spawnLogged(wspr, ["run", "-c", cfg], { cwd: dir, env: { ...process.env, WSPR_WEB_ROOT: join(frontendDir, "dist") } }, logFile);
+  const proc = spawnLogged(wspr, ["run", "-c", cfg], { cwd: dir }, logFile);
   const baseUrl = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${baseUrl}/_matrix/client/versions`, 60000, proc, logFile).catch(async (e) => {
+  await waitForHttp(`${baseUrl}/_matrix/client/versions`, 120000, proc, logFile).catch(async (e) => {
     await stopProc(proc); // never leave a half-started server behind
     throw e;
   });

@@ -2,31 +2,57 @@ import { useCallback, useEffect, useState } from "react";
 import { HttpApiEvent, type MatrixClient } from "matrix-js-sdk";
 import { clearSession, loadSession, saveSession, type Session } from "./lib/auth";
 import { startSession, stopSession } from "./lib/client";
-import { describeError } from "./lib/errors";
+import { describeError, type FriendlyError } from "./lib/errors";
+import { callbackParams, completeOAuth, OAuthCallbackError } from "./lib/oauth";
+import { useOnline } from "./lib/hooks";
 import { Login } from "./components/Login";
 import { Chat } from "./components/Chat";
 import { Logo } from "./components/Icons";
+
+/** One code exchange per state, also when an effect runs twice (React's StrictMode). */
+const completions = new Map<string, ReturnType<typeof completeOAuth>>();
+function completeOnce(params: NonNullable<ReturnType<typeof callbackParams>>) {
+  let p = completions.get(params.state);
+  if (!p) completions.set(params.state, (p = completeOAuth(params)));
+  return p;
+}
 
 export function App() {
   const [session, setSession] = useState<Session | null>(() => loadSession());
   const [client, setClient] = useState<MatrixClient | null>(null);
   const [startError, setStartError] = useState<string | null>(null);
-  const [online, setOnline] = useState(() => navigator.onLine);
+  const online = useOnline();
+  // back from the server's OAuth sign-in page with ?code=…&state=…
+  const [callback] = useState(() => (session ? null : callbackParams(location.search)));
+  const [oauthError, setOauthError] = useState<FriendlyError | null>(null);
+  const [completing, setCompleting] = useState(callback !== null);
+
   useEffect(() => {
-    const up = () => setOnline(true);
-    const down = () => setOnline(false);
-    window.addEventListener("online", up);
-    window.addEventListener("offline", down);
+    if (!callback) return;
+    let cancelled = false;
+    // the code and state are used once: out of the address bar (and history) at once
+    history.replaceState(null, "", location.pathname + location.hash);
+    completeOnce(callback).then(
+      (s) => {
+        if (cancelled) return;
+        saveSession(s);
+        setSession(s);
+        setCompleting(false);
+      },
+      (e) => {
+        if (cancelled) return;
+        setOauthError(e instanceof OAuthCallbackError ? { title: "Couldn't sign in", detail: e.message } : describeError(e));
+        setCompleting(false);
+      },
+    );
     return () => {
-      window.removeEventListener("online", up);
-      window.removeEventListener("offline", down);
+      cancelled = true;
     };
-  }, []);
+  }, [callback]);
 
   useEffect(() => {
     if (!session || client) return;
     let cancelled = false;
-    setStartError(null);
     startSession(session).then(
       (c) => {
         if (cancelled) return;
@@ -58,7 +84,15 @@ export function App() {
     location.replace("/");
   }, []);
 
-  if (!session) return <Login onSession={onSession} />;
+  if (completing) {
+    return (
+      <div className="splash" data-testid="splash">
+        <Logo size={64} />
+        <p className="muted" data-testid="splash-status">Signing in…</p>
+      </div>
+    );
+  }
+  if (!session) return <Login onSession={onSession} initialError={oauthError} />;
   if (!client) {
     return (
       <div className="splash" data-testid="splash">

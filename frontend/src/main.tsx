@@ -2,7 +2,10 @@ import "./lib/polyfills";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";
+import { initTheme } from "./components/settings/theme";
 import "./styles.css";
+
+initTheme();
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>

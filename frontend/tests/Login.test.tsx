@@ -9,7 +9,7 @@ function mockFetch(handler: (url: string, init?: RequestInit) => { status: numbe
     vi.fn(async (url: string, init?: RequestInit) => {
       const r = handler(String(url), init);
       if (r === "down") throw new TypeError("Failed to fetch");
-      return new Response(JSON.stringify(r.body), { status: r.status });
+      return new Response(JSON.stringify(r.body), { status: r.status, headers: { "Content-Type": "application/json" } });
     }),
   );
 }
@@ -79,7 +79,7 @@ describe("<Login>", () => {
     fireEvent.click(screen.getByRole("button", { name: "Sign in" }));
     expect(await screen.findByText("Too many attempts")).toBeTruthy();
     expect(screen.getByText(/Try again in 30 seconds/)).toBeTruthy();
-    expect((screen.getByRole("button", { name: /Wait/ }) as HTMLButtonElement).disabled).toBe(true);
+    expect(screen.getByRole<HTMLButtonElement>("button", { name: /Wait/ }).disabled).toBe(true);
   });
 
   it("asks for a registration token when the server requires one", async () => {
@@ -97,5 +97,39 @@ describe("<Login>", () => {
     fireEvent.click(screen.getByRole("button", { name: "Create account" }));
     expect(await screen.findByText("This server needs a registration token")).toBeTruthy();
     expect(screen.getByLabelText("Registration token")).toBeTruthy();
+  });
+
+  it("goes to the server's own sign-in page when it offers the OAuth 2.0 API", async () => {
+    const metadata = {
+      issuer: "http://127.0.0.1:8008/",
+      authorization_endpoint: "http://127.0.0.1:8008/_wspr/oauth2/authorize",
+      token_endpoint: "http://127.0.0.1:8008/_wspr/oauth2/token",
+      revocation_endpoint: "http://127.0.0.1:8008/_wspr/oauth2/revoke",
+      registration_endpoint: "http://127.0.0.1:8008/_wspr/oauth2/register",
+      response_types_supported: ["code"],
+      response_modes_supported: ["query", "fragment"],
+      grant_types_supported: ["authorization_code", "refresh_token"],
+      code_challenge_methods_supported: ["S256"],
+      prompt_values_supported: ["create"],
+    };
+    mockFetch((url) => {
+      if (url.endsWith("/_matrix/client/versions")) return { status: 200, body: { versions: ["v1.11"] } };
+      if (url.endsWith("/auth_metadata")) return { status: 200, body: metadata };
+      if (url.endsWith("/oauth2/register")) return { status: 201, body: { client_id: "C1" } };
+      return { status: 404, body: {} };
+    });
+    const navigate = vi.fn();
+    render(<Login onSession={() => {}} navigate={navigate} />);
+    fill("Homeserver", "http://127.0.0.1:8008");
+    // once the server is known to offer OAuth, no password here: the server's page asks for it
+    await vi.waitFor(() => expect(screen.getByTestId("oauth-note")).toBeTruthy(), { timeout: 3000 });
+    expect(screen.queryByLabelText("Password")).toBeNull();
+    fireEvent.click(screen.getByRole("tab", { name: "Create account" }));
+    fireEvent.click(screen.getByRole("button", { name: "Create account" }));
+    await vi.waitFor(() => expect(navigate).toHaveBeenCalled());
+    const url = new URL(navigate.mock.calls[0][0] as string);
+    expect(url.pathname).toBe("/_wspr/oauth2/authorize");
+    expect(url.searchParams.get("prompt")).toBe("create");
+    expect(url.searchParams.get("client_id")).toBe("C1");
   });
 });

@@ -1,14 +1,14 @@
-import { describe, expect, it } from "vitest";
-import type { MatrixClient, Room } from "matrix-js-sdk";
+import { describe, expect, it, vi } from "vitest";
+import { createClient, MatrixEvent, Room, type MatrixClient } from "matrix-js-sdk";
 import {
   CALL_MEMBER_EVENT,
   CallTokenError,
-  activeCallMembers,
-  callMemberContent,
-  callMemberStateKey,
+  callSession,
+  clearCallMembershipOnUnload,
   discoverLivekitService,
   getSfuCredentials,
-  liveMembership,
+  joinCall,
+  leaveCall,
   livekitIdentityFor,
 } from "../src/calls/rtc";
 import { gridShape } from "../src/calls/layout";
@@ -28,11 +28,11 @@ function fakeClient(over: Partial<Record<string, unknown>> = {}): MatrixClient {
   } as unknown as MatrixClient;
 }
 
-type Call = { url: string; body: any };
+type Call = { url: string; body: unknown };
 function fakeFetch(routes: Record<string, { status: number; body?: unknown }>) {
   const calls: Call[] = [];
   const fn = async (url: string, init?: RequestInit) => {
-    calls.push({ url, body: init?.body ? JSON.parse(String(init.body)) : undefined });
+    calls.push({ url, body: typeof init?.body === "string" ? JSON.parse(init.body) : undefined });
     const r = routes[url];
     if (!r) return new Response(JSON.stringify({ errcode: "M_UNRECOGNIZED" }), { status: 404 });
     return new Response(JSON.stringify(r.body ?? {}), { status: r.status, headers: { "Content-Type": "application/json" } });
@@ -119,51 +119,98 @@ describe("livekitIdentityFor", () => {
   });
 });
 
-function stateEvent(sender: string, stateKey: string, content: Record<string, unknown>, ts = 1_000_000) {
-  return { getContent: () => content, getSender: () => sender, getStateKey: () => stateKey, getTs: () => ts };
+type Sent = { method: string; path: string; body: unknown };
+
+/** A real MatrixClient and Room whose requests land in `sent` (no homeserver: /versions offers no delayed events). */
+function clientAndRoom(userId = "@alice:hs.example", deviceId = "DEV1") {
+  const sent: Sent[] = [];
+  const fetchFn = async (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = new URL(input instanceof Request ? input.url : input);
+    sent.push({ method: init?.method ?? "GET", path: decodeURIComponent(url.pathname), body: typeof init?.body === "string" ? JSON.parse(init.body) : undefined });
+    const body = url.pathname.endsWith("/versions") ? { versions: ["v1.11"], unstable_features: {} } : { event_id: `$e${sent.length}` };
+    return new Response(JSON.stringify(body), { status: 200, headers: { "Content-Type": "application/json" } });
+  };
+  const client = createClient({ baseUrl: "https://hs.example", userId, deviceId, accessToken: "tok", fetchFn });
+  const room = new Room("!r:hs.example", client, userId);
+  return { client, room, sent };
 }
 
-describe("call membership state", () => {
-  it("is Element Call's legacy session membership", () => {
-    expect(callMemberStateKey("@a:hs", "DEV")).toBe("_@a:hs_DEV_m.call");
-    expect(callMemberContent("DEV", SERVICE, "!r:hs", 42)).toEqual({
+let seq = 0;
+function state(type: string, sender: string, stateKey: string, content: Record<string, unknown>) {
+  return new MatrixEvent({ type, sender, state_key: stateKey, content, room_id: "!r:hs.example", event_id: `$s${++seq}`, origin_server_ts: Date.now() });
+}
+
+const memberState = (path: string) => path === `/_matrix/client/v3/rooms/!r:hs.example/state/${CALL_MEMBER_EVENT}/_@alice:hs.example_DEV1_m.call`;
+
+describe("call membership (MatrixRTCSession)", () => {
+  it("joining sends Element Call's legacy session membership, leaving empties it", async () => {
+    const { client, room, sent } = clientAndRoom();
+    joinCall(client, room, SERVICE);
+    await vi.waitFor(() => expect(sent.some((r) => r.method === "PUT" && memberState(r.path))).toBe(true));
+    const join = sent.find((r) => r.method === "PUT" && memberState(r.path))!;
+    expect(join.body).toMatchObject({
       application: "m.call",
       call_id: "",
       scope: "m.room",
-      device_id: "DEV",
-      created_ts: 42,
+      device_id: "DEV1",
       expires: 4 * 3600 * 1000,
       focus_active: { type: "livekit", focus_selection: "oldest_membership" },
-      foci_preferred: [{ type: "livekit", livekit_service_url: SERVICE, livekit_alias: "!r:hs" }],
+      foci_preferred: [{ type: "livekit", livekit_service_url: SERVICE, livekit_alias: "!r:hs.example" }],
     });
+    await leaveCall(client, room, 2000);
+    const puts = sent.filter((r) => r.method === "PUT" && memberState(r.path));
+    expect(puts.at(-1)!.body).toEqual({});
   });
-  it("counts live memberships and ignores left, expired, foreign and spoofed ones", () => {
-    const now = 2_000_000;
-    const live = callMemberContent("DEV", SERVICE, "!r", now - 1000);
-    expect(liveMembership(stateEvent("@a:hs", "_@a:hs_DEV_m.call", live), now)).toEqual({ userId: "@a:hs", deviceId: "DEV", identity: "@a:hs:DEV" });
-    expect(liveMembership(stateEvent("@a:hs", "_@a:hs_DEV_m.call", {}), now)).toBeNull(); // left
-    expect(liveMembership(stateEvent("@a:hs", "_@a:hs_DEV_m.call", { ...live, created_ts: now - 4 * 3600 * 1000 - 1 }), now)).toBeNull(); // expired
-    expect(liveMembership(stateEvent("@a:hs", "_@a:hs_DEV_m.call", { ...live, application: "m.other" }), now)).toBeNull();
-    expect(liveMembership(stateEvent("@a:hs", "_@a:hs_DEV_m.call", { ...live, call_id: "x" }), now)).toBeNull(); // another call
-    expect(liveMembership(stateEvent("@evil:hs", "_@a:hs_DEV_m.call", live), now)).toBeNull(); // not the sender's key
-    // without created_ts, the event's own timestamp counts
-    const { created_ts: _, ...noCreated } = live;
-    expect(liveMembership(stateEvent("@a:hs", "_@a:hs_DEV_m.call", noCreated, now - 10), now)).not.toBeNull();
-  });
-  it("lists the room's call members who are still in the room", () => {
+
+  it("counts the live memberships of people in the room, one per device", async () => {
+    const { client, room } = clientAndRoom();
     const now = Date.now();
-    const c = (d: string) => callMemberContent(d, SERVICE, "!r", now);
-    const events = [
-      stateEvent("@a:hs", "_@a:hs_A_m.call", c("A")),
-      stateEvent("@b:hs", "_@b:hs_B_m.call", c("B")),
-      stateEvent("@c:hs", "_@c:hs_C_m.call", {}),
-      stateEvent("@gone:hs", "_@gone:hs_G_m.call", c("G")),
-    ];
-    const room = {
-      currentState: { getStateEvents: (type: string) => (type === CALL_MEMBER_EVENT ? events : []) },
-      getMember: (u: string) => ({ membership: u === "@gone:hs" ? "leave" : "join" }),
-    } as unknown as Room;
-    expect(activeCallMembers(room, now).map((m) => m.userId)).toEqual(["@a:hs", "@b:hs"]);
+    const live = (device: string) => ({
+      application: "m.call",
+      call_id: "",
+      scope: "m.room",
+      device_id: device,
+      created_ts: now - 1000,
+      expires: 4 * 3600 * 1000,
+      focus_active: { type: "livekit", focus_selection: "oldest_membership" },
+      foci_preferred: [{ type: "livekit", livekit_service_url: SERVICE, livekit_alias: "!r:hs.example" }],
+    });
+    const joined = (u: string) => state("m.room.member", u, u, { membership: "join" });
+    room.currentState.setStateEvents([
+      joined("@a:hs"),
+      joined("@b:hs"),
+      joined("@c:hs"),
+      state("m.room.member", "@gone:hs", "@gone:hs", { membership: "leave" }),
+      state(CALL_MEMBER_EVENT, "@a:hs", "_@a:hs_A1_m.call", live("A1")),
+      state(CALL_MEMBER_EVENT, "@a:hs", "_@a:hs_A2_m.call", live("A2")),
+      state(CALL_MEMBER_EVENT, "@b:hs", "_@b:hs_B_m.call", live("B")),
+      state(CALL_MEMBER_EVENT, "@c:hs", "_@c:hs_C_m.call", {}), // left
+      state(CALL_MEMBER_EVENT, "@gone:hs", "_@gone:hs_G_m.call", live("G")), // not in the room
+      state(CALL_MEMBER_EVENT, "@b:hs", "_@b:hs_OLD_m.call", { ...live("OLD"), created_ts: now - 5 * 3600 * 1000 }), // expired
+    ]);
+    const session = callSession(client, room);
+    await session.ensureRecalculateSessionMembers();
+    expect(session.memberships.map((m) => `${m.userId}/${m.deviceId}`).sort()).toEqual(["@a:hs/A1", "@a:hs/A2", "@b:hs/B"]);
+    // the LiveKit identity their media arrives under
+    expect(session.memberships.find((m) => m.deviceId === "B")!.rtcBackendIdentity).toBe("@b:hs:B");
+  });
+
+  it("a closing page empties this device's membership with a keepalive request", () => {
+    const { client, room } = clientAndRoom();
+    room.currentState.setStateEvents([state(CALL_MEMBER_EVENT, "@alice:hs.example", "_@alice:hs.example_DEV1_m.call", { application: "m.call", device_id: "DEV1" })]);
+    const calls: { url: string; init: RequestInit }[] = [];
+    vi.stubGlobal("fetch", async (url: string, init: RequestInit) => {
+      calls.push({ url, init });
+      return new Response("{}");
+    });
+    try {
+      clearCallMembershipOnUnload(client, room);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    expect(calls).toHaveLength(1);
+    expect(decodeURIComponent(calls[0].url)).toBe(`https://hs.example/_matrix/client/v3/rooms/!r:hs.example/state/${CALL_MEMBER_EVENT}/_@alice:hs.example_DEV1_m.call`);
+    expect(calls[0].init).toMatchObject({ method: "PUT", keepalive: true, body: "{}" });
   });
 });
 

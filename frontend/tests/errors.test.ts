@@ -1,13 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { describeDecryptionFailure, describeError, formatWait, HomeserverError, UnreachableError } from "../src/lib/errors";
+import { MatrixError } from "matrix-js-sdk";
+import { describeDecryptionFailure, describeError, formatWait, UnreachableError } from "../src/lib/errors";
 
 describe("describeError", () => {
   it("says wrong password for M_FORBIDDEN at login", () => {
-    const e = new HomeserverError(403, "M_FORBIDDEN", "Invalid username or password");
+    const e = new MatrixError({ errcode: "M_FORBIDDEN", error: "Invalid username or password" }, 403);
     expect(describeError(e, "login").title).toBe("Wrong username or password");
   });
   it("reports rate limits with the wait", () => {
-    const e = new HomeserverError(429, "M_LIMIT_EXCEEDED", "Too Many Requests", { retry_after_ms: 12_300 });
+    const e = new MatrixError({ errcode: "M_LIMIT_EXCEEDED", error: "Too Many Requests", retry_after_ms: 12_300 }, 429);
     const f = describeError(e, "login");
     expect(f.title).toBe("Too many attempts");
     expect(f.retryAfterMs).toBe(12_300);
@@ -23,16 +24,16 @@ describe("describeError", () => {
     expect(describeError({ name: "ConnectionError", message: "fetch failed" }).title).toBe("Can't reach the server");
   });
   it("maps registration problems", () => {
-    expect(describeError(new HomeserverError(400, "M_USER_IN_USE", "taken"), "register").title).toBe("That username is taken");
-    expect(describeError(new HomeserverError(403, undefined, "Registration has been disabled"), "register").title).toBe("Registration is closed");
+    expect(describeError(new MatrixError({ errcode: "M_USER_IN_USE", error: "taken" }, 400), "register").title).toBe("That username is taken");
+    expect(describeError(new MatrixError({ error: "Registration has been disabled" }, 403), "register").title).toBe("Registration is closed");
   });
   it("falls back to the server's message", () => {
-    const f = describeError(new HomeserverError(400, "M_UNKNOWN", "boom", { error: "boom" }));
+    const f = describeError(new MatrixError({ errcode: "M_UNKNOWN", error: "boom" }, 400));
     expect(f.title).toBe("Something went wrong");
     expect(f.detail).toBe("boom");
   });
   it("server errors", () => {
-    expect(describeError(new HomeserverError(502, undefined, "Bad gateway")).title).toBe("The server had a problem");
+    expect(describeError(new MatrixError({ error: "Bad gateway" }, 502)).title).toBe("The server had a problem");
   });
 });
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from homeserver.protocol import event_format
+
 
 @dataclass(slots=True, eq=False)
 class Event:
@@ -60,11 +62,14 @@ class Event:
 
     @property
     def prev_event_ids(self) -> list[str]:
-        return list(self.pdu.get("prev_events", []))
+        """The ids in `prev_events`, whatever the room version's format (room
+        versions 1 and 2 cite `[event_id, hashes]` pairs)."""
+        return event_format.prev_event_ids(self.pdu, self.room_version)
 
     @property
     def auth_event_ids(self) -> list[str]:
-        return list(self.pdu.get("auth_events", []))
+        """The ids in `auth_events`, whatever the room version's format."""
+        return event_format.auth_event_ids(self.pdu, self.room_version)
 
     @property
     def redacts(self) -> str | None:

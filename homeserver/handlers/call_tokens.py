@@ -58,7 +58,7 @@ def _require(obj: Any, key: str) -> str:
 
 
 class CallTokenHandler:
-    def __init__(self, hs: "HomeServer") -> None:
+    def __init__(self, hs: HomeServer) -> None:
         self.hs = hs
         self.sfu = hs.config.sfu
 
@@ -74,17 +74,13 @@ class CallTokenHandler:
         server = _require(openid, "matrix_server_name")
         if server == self.hs.server_name:
             user_id = await self.hs.openid.user_for_token(token)
-        elif self.hs.federation is not None:
+        else:
             try:
-                answer = await self.hs.federation.request(
-                    server, "GET", "/_matrix/federation/v1/openid/userinfo", query={"access_token": token}
-                )
+                answer = await self.hs.federation.openid_userinfo(server, token)
             except Exception as e:
                 logger.info("openid check with %s failed: %s", server, e)
                 raise unauthorised() from None
             user_id = answer.get("sub") if isinstance(answer, dict) else None
-        else:
-            raise unauthorised()
         if not isinstance(user_id, str) or not is_valid_user_id(user_id) or server_of(user_id) != server:
             raise unauthorised()
         return user_id

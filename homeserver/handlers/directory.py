@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from homeserver.http.errors import BadJson, Forbidden, MatrixError, NotFound
@@ -10,6 +11,8 @@ from homeserver.util.ids import is_valid_alias, server_of
 if TYPE_CHECKING:
     from homeserver.app import HomeServer
     from homeserver.handlers.auth import Requester
+
+logger = logging.getLogger(__name__)
 
 DIRECTORY_STATE = (
     "m.room.name",
@@ -25,12 +28,9 @@ DIRECTORY_STATE = (
 
 
 class DirectoryHandler:
-    def __init__(self, hs: "HomeServer") -> None:
+    def __init__(self, hs: HomeServer) -> None:
         self.hs = hs
         self.store = hs.store
-        # Federation sets this to query other servers' aliases and directories.
-        self.remote_alias_query: Any = None
-        self.remote_public_rooms: Any = None
 
     async def resolve_alias(self, alias: str) -> tuple[str, list[str]]:
         if self.hs.is_mine(alias):
@@ -39,9 +39,7 @@ class DirectoryHandler:
                 raise NotFound(f"Room alias {alias} not found")
             room_id = found[0]
             return room_id, await self.servers_in_room(room_id)
-        if self.remote_alias_query is None:
-            raise NotFound(f"Room alias {alias} not found")
-        return await self.remote_alias_query(alias)
+        return await self.hs.federation.resolve_remote_alias(alias)
 
     async def servers_in_room(self, room_id: str) -> list[str]:
         room = await self.hs.rooms.get_room(room_id)
@@ -56,7 +54,7 @@ class DirectoryHandler:
         ordered += sorted(joined - {self.hs.server_name})
         return ordered or sorted(servers)
 
-    async def create_alias(self, requester: "Requester", alias: str, room_id: Any) -> None:
+    async def create_alias(self, requester: Requester, alias: str, room_id: Any) -> None:
         if not is_valid_alias(alias):
             raise MatrixError(400, "M_INVALID_PARAM", "Invalid room alias")
         if not isinstance(room_id, str):
@@ -70,7 +68,7 @@ class DirectoryHandler:
         if not await self.store.create_alias(alias, room_id, requester.user_id):
             raise MatrixError(409, "M_UNKNOWN", f"Room alias {alias} already exists")
 
-    async def delete_alias(self, requester: "Requester", alias: str) -> None:
+    async def delete_alias(self, requester: Requester, alias: str) -> None:
         if not is_valid_alias(alias):
             raise MatrixError(400, "M_INVALID_PARAM", "Invalid room alias")
         found = await self.store.get_alias(alias)
@@ -82,6 +80,33 @@ class DirectoryHandler:
             if not await self.hs.membership.user_can_send_state(room_id, requester.user_id, "m.room.canonical_alias"):
                 raise Forbidden("You don't have permission to delete the alias")
         await self.store.delete_alias(alias)
+        try:
+            await self._drop_from_canonical_alias(requester, room_id, alias)
+        except MatrixError as e:
+            # As Synapse: the alias is gone either way; the room's event stays if the
+            # deleter may not change it.
+            logger.info("could not update m.room.canonical_alias of %s: %s", room_id, e)
+
+    async def _drop_from_canonical_alias(self, requester: Requester, room_id: str, alias: str) -> None:
+        """Synapse sends a new m.room.canonical_alias without a deleted alias that it named."""
+        current = await self.hs.rooms.get_current_state_event(room_id, "m.room.canonical_alias", "")
+        if current is None:
+            return
+        content = dict(current.content)
+        changed = False
+        if content.get("alias") == alias:
+            del content["alias"]
+            changed = True
+        alt = content.get("alt_aliases")
+        if isinstance(alt, list) and alias in alt:
+            remaining = [a for a in alt if a != alias]
+            if remaining:
+                content["alt_aliases"] = remaining
+            else:
+                del content["alt_aliases"]
+            changed = True
+        if changed:
+            await self.hs.messages.send_event(requester, room_id, "m.room.canonical_alias", content, state_key="")
 
     async def check_canonical_alias(self, room_id: str, content: dict[str, Any]) -> None:
         """Aliases named in m.room.canonical_alias must exist and point at the room."""
@@ -138,6 +163,10 @@ class DirectoryHandler:
         entry["room_version"] = room.version.identifier
         return entry
 
+    async def remote_public_rooms(self, server: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Another server's public room directory (``body`` as POST /publicRooms takes it)."""
+        return await self.hs.federation.remote_public_rooms(server, body)
+
     async def public_rooms(self, limit: int | None, since: str | None, search_term: str | None) -> dict[str, Any]:
         room_ids = await self.store.get_public_room_ids()
         entries = [await self.room_summary(r) for r in room_ids]
@@ -170,7 +199,7 @@ class DirectoryHandler:
             result["prev_batch"] = f"n{max(0, start - (limit or 0))}"
         return result
 
-    async def set_visibility(self, requester: "Requester", room_id: str, visibility: Any) -> None:
+    async def set_visibility(self, requester: Requester, room_id: str, visibility: Any) -> None:
         if visibility not in ("public", "private"):
             raise BadJson("visibility must be public or private")
         if await self.hs.rooms.get_room(room_id) is None:

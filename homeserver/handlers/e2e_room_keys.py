@@ -44,7 +44,7 @@ def _validate_session(room_id: str, session_id: str, key: Any) -> dict[str, Any]
 
 
 class RoomKeysHandler:
-    def __init__(self, hs: "HomeServer") -> None:
+    def __init__(self, hs: HomeServer) -> None:
         self.hs = hs
         self.store = hs.store
 

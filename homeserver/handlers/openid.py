@@ -15,7 +15,7 @@ OPENID_LIFETIME_MS = 60 * 60 * 1000
 
 
 class OpenIdHandler:
-    def __init__(self, hs: "HomeServer") -> None:
+    def __init__(self, hs: HomeServer) -> None:
         self.hs = hs
 
     async def issue_token(self, user_id: str) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from homeserver.http.errors import BadJson, Forbidden, MatrixError, NotFound
 from homeserver.handlers.room_events import EventSpec
+from homeserver.http.errors import BadJson, Forbidden, MatrixError, NotFound
 
 if TYPE_CHECKING:
     from homeserver.app import HomeServer
@@ -15,17 +15,13 @@ MAX_AVATAR_URL_LEN = 1000
 
 
 class ProfileHandler:
-    def __init__(self, hs: "HomeServer") -> None:
+    def __init__(self, hs: HomeServer) -> None:
         self.hs = hs
         self.store = hs.store
-        # Federation fills this in to answer for remote users.
-        self.remote_lookup: Any = None
 
     async def get_profile(self, user_id: str) -> dict[str, Any]:
         if not self.hs.is_mine(user_id):
-            if self.remote_lookup is not None:
-                return await self.remote_lookup(user_id)
-            raise NotFound("Profile not found")
+            return await self.hs.federation.remote_profile(user_id)
         user = await self.store.get_user(user_id)
         if user is None or user.deactivated:
             raise NotFound("Profile not found")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from homeserver.http.errors import BadJson, MatrixError, NotFound
@@ -16,14 +17,14 @@ RECEIPT_TYPES = ("m.read", "m.read.private")
 
 
 class ReceiptHandler:
-    def __init__(self, hs: "HomeServer") -> None:
+    def __init__(self, hs: HomeServer) -> None:
         self.hs = hs
         self.store = hs.store
-        # Federation subscribes to send public receipts to other servers.
-        self.hooks: list[Any] = []
+        # Called for each public receipt (federation sends our users' on).
+        self.listeners: list[Callable[[Receipt], None]] = []
 
     async def post_receipt(
-        self, requester: "Requester", room_id: str, receipt_type: str, event_id: str, thread_id: Any = None
+        self, requester: Requester, room_id: str, receipt_type: str, event_id: str, thread_id: Any = None
     ) -> None:
         if receipt_type == "m.fully_read":
             await self.set_read_marker(requester, room_id, event_id)
@@ -37,8 +38,7 @@ class ReceiptHandler:
         if ev is None or ev.room_id != room_id:
             raise NotFound("Event not found")
         await self.store_receipt(room_id, receipt_type, requester.user_id, thread_id or "", event_id, now_ms())
-        if self.hs.push is not None:
-            await self.hs.push.on_receipt(requester.user_id, room_id, ev)
+        await self.hs.push_actions.on_receipt(requester.user_id, room_id, ev)
 
     async def store_receipt(self, room_id: str, receipt_type: str, user_id: str, thread_id: str, event_id: str, ts: int) -> None:
         pos = self.hs.streams.allocate()
@@ -51,17 +51,17 @@ class ReceiptHandler:
             self.hs.notifier.notify_users([user_id])
         else:
             self.hs.notifier.notify_room(room_id)
-            for hook in self.hooks:
-                hook(receipt)
+            for listener in self.listeners:
+                listener(receipt)
 
-    async def set_read_marker(self, requester: "Requester", room_id: str, event_id: str) -> None:
+    async def set_read_marker(self, requester: Requester, room_id: str, event_id: str) -> None:
         await self.hs.membership.require_joined(room_id, requester.user_id)
         ev = await self.store.get_event(event_id)
         if ev is None or ev.room_id != room_id:
             raise NotFound("Event not found")
         await self.hs.account_data.put(requester.user_id, room_id, "m.fully_read", {"event_id": event_id}, check=False)
 
-    async def read_markers(self, requester: "Requester", room_id: str, body: dict[str, Any]) -> None:
+    async def read_markers(self, requester: Requester, room_id: str, body: dict[str, Any]) -> None:
         for key in ("m.fully_read", "m.read", "m.read.private"):
             value = body.get(key)
             if value is None:

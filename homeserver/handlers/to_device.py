@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 class ToDeviceHandler:
-    def __init__(self, hs: "HomeServer") -> None:
+    def __init__(self, hs: HomeServer) -> None:
         self.hs = hs
         self.store = hs.store
 
@@ -40,7 +40,7 @@ class ToDeviceHandler:
         return messages
 
     async def send_to_device(
-        self, requester: "Requester", event_type: str, txn_id: str, messages: dict[str, dict[str, dict[str, Any]]]
+        self, requester: Requester, event_type: str, txn_id: str, messages: dict[str, dict[str, dict[str, Any]]]
     ) -> None:
         sender = requester.user_id
         local = {u: d for u, d in messages.items() if self.hs.is_mine(u)}
@@ -54,9 +54,6 @@ class ToDeviceHandler:
             if not self.hs.is_mine(user_id) and is_valid_user_id(user_id):
                 by_server.setdefault(server_of(user_id), {})[user_id] = devices
         for server, users in sorted(by_server.items()):
-            if self.hs.federation is None:
-                logger.info("dropping to-device message for %s: no federation", server)
-                continue
             content = {
                 "sender": sender,
                 "type": event_type,
@@ -64,13 +61,11 @@ class ToDeviceHandler:
                 "messages": users,
             }
             try:
-                result = self.hs.federation.send_edu(server, "m.direct_to_device", content)
-                if isinstance(result, defer.Deferred) or hasattr(result, "__await__"):
-                    await result
+                self.hs.federation.send_edu(server, "m.direct_to_device", content)
             except Exception:
                 logger.exception("sending m.direct_to_device to %s failed", server)
 
-    def on_remote_to_device(self, origin: str, content: dict[str, Any]) -> "defer.Deferred[None]":
+    def on_remote_to_device(self, origin: str, content: dict[str, Any]) -> defer.Deferred[None]:
         """Inbound m.direct_to_device EDU. Returns a Deferred, so the caller may await it
         or fire and forget."""
         d = defer.ensureDeferred(self._on_remote_to_device(origin, content))
@@ -127,7 +122,7 @@ class ToDeviceHandler:
                     targets.append((user_id, device_id, message))
         positions = [self.hs.streams.allocate() for _ in targets]
         try:
-            rows = [(pos, u, d, m) for pos, (u, d, m) in zip(positions, targets)]
+            rows = [(pos, u, d, m) for pos, (u, d, m) in zip(positions, targets, strict=True)]
             queued = await self.store.to_device_add_with_txn(txn_key, rows)
         finally:
             for pos in positions:

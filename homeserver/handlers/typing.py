@@ -3,6 +3,7 @@ lets /sync tell what is new."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from homeserver.http.errors import BadJson
@@ -14,14 +15,15 @@ MAX_TYPING_TIMEOUT_MS = 120_000
 
 
 class TypingHandler:
-    def __init__(self, hs: "HomeServer") -> None:
+    def __init__(self, hs: HomeServer) -> None:
         self.hs = hs
         self.serial = 0
         # room -> user -> expiry (reactor seconds)
         self._typing: dict[str, dict[str, float]] = {}
         self._room_serial: dict[str, int] = {}
         self._timers: dict[tuple[str, str], Any] = {}
-        self.hooks: list[Any] = []
+        # Called for each change of a local user's typing (federation sends it on).
+        self.listeners: list[Callable[[str, str, bool], None]] = []
 
     def _bump(self, room_id: str) -> None:
         self.serial += 1
@@ -49,8 +51,8 @@ class TypingHandler:
         else:
             self._stop(room_id, user_id)
         if local:
-            for hook in self.hooks:
-                hook(room_id, user_id, typing)
+            for listener in self.listeners:
+                listener(room_id, user_id, typing)
 
     def _stop(self, room_id: str, user_id: str) -> None:
         timer = self._timers.pop((room_id, user_id), None)

@@ -28,16 +28,15 @@ _VISIBILITY_TYPES = ("m.room.join_rules", "m.room.history_visibility")
 
 
 class UserDirectoryHandler:
-    def __init__(self, hs: "HomeServer") -> None:
+    def __init__(self, hs: HomeServer) -> None:
         self.hs = hs
         self.store = hs.store
         self._lock = defer.DeferredLock()
         self._public_rooms: list[str] | None = None
         self._public_rooms_at = 0.0
         self._caught_up_to = -1
-        hs.rooms.persist_hooks.append(self._on_events)
 
-    def _on_events(self, events: list[Event], room: "RoomInfo") -> None:
+    def on_events_persisted(self, events: list[Event], room: RoomInfo) -> None:
         if any(e.type in _VISIBILITY_TYPES for e in events):
             self._public_rooms = None
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -13,6 +14,8 @@ class MatrixError(Exception):
         self.errcode = errcode
         self.msg = msg
         self.extra = extra
+        # HTTP headers sent with the error response (Retry-After of a 429).
+        self.headers: dict[str, str] = {}
 
     def to_json(self) -> dict[str, Any]:
         return {"errcode": self.errcode, "error": self.msg, **self.extra}
@@ -58,7 +61,10 @@ def MissingToken() -> MatrixError:
 
 
 def LimitExceeded(retry_after_ms: int) -> MatrixError:
-    return MatrixError(429, "M_LIMIT_EXCEEDED", "Too many requests", retry_after_ms=retry_after_ms)
+    # Synapse's body and header: retry_after_ms, and Retry-After in whole seconds, rounded up.
+    err = MatrixError(429, "M_LIMIT_EXCEEDED", "Too Many Requests", retry_after_ms=retry_after_ms)
+    err.headers["Retry-After"] = str(math.ceil(retry_after_ms / 1000))
+    return err
 
 
 def TooLarge(msg: str = "Request too large") -> MatrixError:

@@ -5,15 +5,19 @@ Handlers call these so that bad input becomes the spec's 400 error, never a 500.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
-from typing import Any
+from typing import Any, BinaryIO, Literal, overload
 
 from twisted.web.server import Request
 
 from homeserver.http.errors import BadJson, InvalidParam, MissingParam, NotJson, TooLarge
 
 MAX_JSON_BODY = 1024 * 1024  # a client request body larger than this is refused
+# Federation transactions carry up to 50 PDUs of 64 KiB each plus EDUs.
+MAX_FEDERATION_BODY = 10 * 1024 * 1024
 
 
 def _reject_constant(value: str) -> Any:
@@ -54,6 +58,17 @@ def _is_unicode_clean(value: Any) -> bool:
     return True
 
 
+def body_file(request: Request) -> tuple[BinaryIO, int]:
+    """The request body as a file at its start, and its size, without reading it into
+    memory (media uploads). The HTTP layer has already held it to the endpoint's limit."""
+    content = request.content
+    if content is None:
+        return io.BytesIO(), 0
+    size = content.seek(0, os.SEEK_END)
+    content.seek(0)
+    return content, size
+
+
 def read_body(request: Request, limit: int) -> bytes:
     content = request.content
     if content is None:
@@ -63,6 +78,12 @@ def read_body(request: Request, limit: int) -> bytes:
     if len(body) > limit:
         raise TooLarge("Request body too large")
     return body
+
+
+def user_agent(request: Request, limit: int = 512) -> str:
+    """The User-Agent header ("" without one), cut to ``limit`` characters."""
+    value = request.getHeader("User-Agent")
+    return value[:limit] if value else ""
 
 
 def _arg(request: Request, name: str) -> str | None:
@@ -106,6 +127,18 @@ def parse_string(
     return value
 
 
+@overload
+def parse_integer(request: Request, name: str, default: int, required: bool = False) -> int: ...
+
+
+@overload
+def parse_integer(request: Request, name: str, default: None = None, *, required: Literal[True]) -> int: ...
+
+
+@overload
+def parse_integer(request: Request, name: str, default: int | None = None, required: bool = False) -> int | None: ...
+
+
 def parse_integer(request: Request, name: str, default: int | None = None, required: bool = False) -> int | None:
     value = _arg(request, name)
     if value is None:
@@ -133,6 +166,14 @@ def parse_boolean(request: Request, name: str, default: bool = False) -> bool:
     if value in ("false", "0"):
         return False
     raise InvalidParam(f"Query parameter {name!r} must be true or false")
+
+
+@overload
+def require_str(body: dict[str, Any], key: str, required: Literal[True] = True) -> str: ...
+
+
+@overload
+def require_str(body: dict[str, Any], key: str, required: bool) -> str | None: ...
 
 
 def require_str(body: dict[str, Any], key: str, required: bool = True) -> str | None:

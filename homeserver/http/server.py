@@ -9,21 +9,29 @@ the wire.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
+import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, cast
 from urllib.parse import unquote
 
 from prometheus_client import Counter, Histogram
 from twisted.internet import defer
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.interfaces import IDelayedCall, ITCPTransport
 from twisted.python.failure import Failure
 from twisted.web import resource, server
+from twisted.web.http import RESPONSES
 from twisted.web.server import Request
 
-from homeserver.http.errors import MatrixError
+from homeserver.http.errors import MatrixError, TooLarge
+from homeserver.http.forwarded import ClientAddress
+from homeserver.http.request import MAX_JSON_BODY
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +59,8 @@ class Route:
     pattern: re.Pattern[str]
     handler: Handler
     name: str
+    # The largest request body this endpoint accepts; None: the site's default.
+    max_body: int | None = None
 
 
 class RawResponse:
@@ -83,25 +93,47 @@ class Router(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self) -> None:
+    def __init__(self, max_body: int | None = None) -> None:
+        """``max_body``: the body limit of its endpoints without one of their own (None:
+        the site's default)."""
         super().__init__()
+        self.max_body = max_body
         self._routes: dict[str, list[Route]] = {}
         self._all: list[Route] = []
         self.fallback: resource.Resource | None = None
 
-    def register(self, method: str | list[str], path: str, handler: Handler, name: str | None = None) -> None:
-        """``path`` is a regex over the raw path, with named groups for parameters."""
+    def register(
+        self, method: str | list[str], path: str, handler: Handler, name: str | None = None, max_body: int | None = None
+    ) -> None:
+        """``path`` is a regex over the raw path, with named groups for parameters.
+        ``max_body``: the largest request body the endpoint takes, when it is not the
+        site's default (media uploads); larger bodies are refused before they are read."""
         methods = [method] if isinstance(method, str) else method
         pattern = re.compile("^" + path + "$")
         for m in methods:
-            route = Route(m, pattern, handler, name or path)
+            route = Route(m, pattern, handler, name or path, max_body)
             self._routes.setdefault(m, []).append(route)
             self._all.append(route)
 
-    def register_prefixes(self, method: str | list[str], prefixes: list[str], path: str, handler: Handler) -> None:
+    def register_prefixes(
+        self, method: str | list[str], prefixes: list[str], path: str, handler: Handler, max_body: int | None = None
+    ) -> None:
         """The same endpoint under several API prefixes (v3 plus the r0 aliases clients still use)."""
         for prefix in prefixes:
-            self.register(method, prefix + path, handler, name=prefixes[0] + path)
+            self.register(method, prefix + path, handler, name=prefixes[0] + path, max_body=max_body)
+
+    def body_limit(self, method: bytes, path: bytes) -> int | None:
+        """The body limit of the endpoint a request goes to (None: no endpoint of its own),
+        decided from the request line alone, before any of the body is read."""
+        try:
+            lookup = "GET" if method == b"HEAD" else method.decode("ascii")
+            raw_path = path.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        for route in self._routes.get(lookup, ()):
+            if route.pattern.match(raw_path):
+                return route.max_body if route.max_body is not None else self.max_body
+        return self.max_body
 
     def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str] | None, bool]:
         for route in self._routes.get(method, ()):
@@ -150,13 +182,15 @@ class Router(resource.Resource):
 
     def _finish(self, result: Any, request: Request, route: Route, method: str, start: float) -> None:
         code = 500
-        if request._disconnected or request.finished:  # type: ignore[attr-defined]
+        if request._disconnected or request.finished:
             return
         try:
             if isinstance(result, Failure):
                 exc = result.value
                 if isinstance(exc, MatrixError):
                     code = exc.code
+                    for name, value in exc.headers.items():
+                        request.setHeader(name.encode("ascii"), value.encode("ascii"))
                     write_json(request, code, exc.to_json())
                 elif isinstance(exc, defer.CancelledError):
                     code = 499
@@ -179,7 +213,7 @@ class Router(resource.Resource):
                     request.write(result.body)
                 request.finish()
             elif result is None:
-                pass  # the handler wrote the response itself
+                code = request.code  # the handler wrote the response itself (or upgraded: 101)
             else:
                 code, body = result
                 write_json(request, code, body)
@@ -188,14 +222,157 @@ class Router(resource.Resource):
             LATENCY.labels(method, route.name).observe(time.perf_counter() - start)
 
 
-class Site(server.Site):
-    """A Twisted site that does not log every request through twisted's logger, and that
-    can drop its open connections at shutdown (stopListening leaves them open, and a
-    peer's request on one would then wait on a server whose database is gone)."""
+# Bodies up to this size stay in memory; beyond it (up to the endpoint's limit) they go to
+# a temporary file, so a slow client holds little memory however many connections it opens.
+SPOOL_IN_MEMORY = 64 * 1024
+# A body must arrive at BODY_MIN_RATE bytes/s on average after a grace period, so a
+# client trickling a body (slow loris) cannot hold a connection and its buffer for ever.
+BODY_GRACE_S = 30.0
+BODY_MIN_RATE = 8 * 1024
+# After refusing a body, keep reading (and dropping) what the client still sends this
+# long, so it gets to read the answer before the connection is cut.
+LINGER_S = 2.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+
+def _site_of(channel: Any) -> Site:
+    """The Site a connection belongs to: Site.buildProtocol sets ``channel.site``, which
+    HTTPChannel does not declare."""
+    site: Site = channel.site
+    return site
+
+
+class LimitedRequest(Request):
+    """A request whose body is bounded before it is read, as Synapse's SynapseRequest does
+    with its site's max_request_body_size, but per endpoint: a declared Content-Length
+    over the limit is refused with 413 M_TOO_LARGE as soon as the headers are in; a
+    chunked body is counted as it arrives and refused the moment it passes the limit.
+    Either way the connection is closed and nothing more is stored. Twisted's own Request
+    would spool any body, of any size, to a temporary file before anything looks at it."""
+
+    def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(channel, *args, **kwargs)
+        self.body_limit = 0
+        self._body_bytes = 0
+        self._refused = False
+        self._body_timer: IDelayedCall | None = None
+        self._linger_timer: IDelayedCall | None = None
+
+    def gotLength(self, length: int | None) -> None:
+        site = _site_of(self.channel)
+        # The channel has parsed the request line but hands it to the request only once
+        # the body is complete; the limit has to be known before that.
+        method = getattr(self.channel, "_command", b"") or b""
+        target = getattr(self.channel, "_path", b"") or b""
+        self.body_limit = site.body_limit(method, target.split(b"?", 1)[0])
+        if length is not None and length > self.body_limit:
+            self.content = io.BytesIO()
+            self._refuse(TooLarge(f"Request content is too large (>{self.body_limit})"))
+            return
+        if length is not None and length <= SPOOL_IN_MEMORY:
+            self.content = io.BytesIO()
+        else:
+            self.content = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+        if length != 0:
+            expected = self.body_limit if length is None else length
+            self._body_timer = site.reactor.callLater(
+                site.body_grace_s + expected / site.body_min_rate, self._body_too_slow
+            )
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._body_bytes += len(data)
+        if self._body_bytes > self.body_limit:
+            self._refuse(TooLarge(f"Request content is too large (>{self.body_limit})"))
+            return
+        assert self.content is not None  # gotLength made it
+        self.content.write(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        self._cancel_body_timer()
+        if self._refused:
+            return  # already answered; the connection is closing
+        super().requestReceived(command, path, version)
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._cancel_body_timer()
+        if self._linger_timer is not None and self._linger_timer.active():
+            self._linger_timer.cancel()
+        super().connectionLost(reason)
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None and self._body_timer.active():
+            self._body_timer.cancel()
+        self._body_timer = None
+
+    def _body_too_slow(self) -> None:
+        self._body_timer = None
+        self._refuse(MatrixError(408, "M_UNKNOWN", "Request body not received in time"))
+
+    def _refuse(self, err: MatrixError) -> None:
+        """Answers ``err`` and closes the connection, before the request is complete. The
+        request never reaches a resource, so the response goes straight to the transport."""
+        self._refused = True
+        self._cancel_body_timer()
+        old, self.content = self.content, io.BytesIO()
+        if old is not None:
+            old.close()
+        # The channel would answer "Expect: 100-continue" right after gotLength.
+        self.requestHeaders.removeHeader(b"Expect")
+        logger.info("refused a request body (%s): %s", err.code, err.msg)
+        body = json_bytes(err.to_json())
+        head = [
+            b"HTTP/1.1 %d %s" % (err.code, RESPONSES.get(err.code, b"Error")),
+            b"Content-Type: application/json",
+            b"Content-Length: %d" % len(body),
+            b"Connection: close",
+            b"Cache-Control: no-cache, no-store, must-revalidate",
+            *(k + b": " + v for k, v in CORS_HEADERS.items()),
+        ]
+        transport = self.channel.transport
+        if transport is None:
+            return
+        transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        # Plain TCP: send FIN now, so the client sees the whole answer, while the rest of
+        # what it sends is read and dropped until the linger time is over. Not under TLS:
+        # the TLS wrapper proxies loseWriteConnection to the socket below, which would cut
+        # the encrypted answer short.
+        if isinstance(transport, FileDescriptor):
+            transport.loseWriteConnection()
+        abort = cast(ITCPTransport, transport).abortConnection  # TCP, or TLS over it
+        self._linger_timer = _site_of(self.channel).reactor.callLater(LINGER_S, abort)
+
+
+class Site(server.Site):
+    """A Twisted site that bounds request bodies (``LimitedRequest``; ``max_body`` for
+    endpoints without a limit of their own), does not log every request through
+    twisted's logger, and can drop its open connections at shutdown (stopListening
+    leaves them open, and a peer's request on one would then wait on a server whose
+    database is gone)."""
+
+    requestFactory = LimitedRequest
+
+    def __init__(
+        self,
+        resource: resource.Resource,
+        *args: Any,
+        max_body: int = MAX_JSON_BODY,
+        body_grace_s: float = BODY_GRACE_S,
+        body_min_rate: float = BODY_MIN_RATE,
+        **kwargs: Any,
+    ) -> None:
+        # No endpoint takes HTML form posts: do not parse bodies into request.args.
+        kwargs.setdefault("parsePOSTFormSubmission", False)
+        super().__init__(resource, *args, **kwargs)
+        self.max_body = max_body
+        self.body_grace_s = body_grace_s
+        self.body_min_rate = body_min_rate
         self.open_connections: set[Any] = set()
+
+    def body_limit(self, method: bytes, path: bytes) -> int:
+        per_endpoint = getattr(self.resource, "body_limit", None)
+        limit = per_endpoint(method, path) if per_endpoint is not None else None
+        return self.max_body if limit is None else limit
 
     def buildProtocol(self, addr: Any) -> Any:
         proto = super().buildProtocol(addr)
@@ -210,6 +387,12 @@ class Site(server.Site):
             proto.connectionLost = connection_lost
         return proto
 
+    def connection_upgraded(self, proto: Any) -> None:
+        """A connection taken over by another protocol (a WebSocket) is no longer this
+        site's: whoever took it over closes it (its HTTP channel would otherwise stay
+        here, with its request, until the socket closed)."""
+        self.open_connections.discard(proto)
+
     def abort_connections(self) -> None:
         for proto in list(self.open_connections):
             # Twisted wraps HTTPChannel in _GenericHTTPChannelProtocol, whose transport is the
@@ -219,8 +402,12 @@ class Site(server.Site):
                 transport.abortConnection()
         self.open_connections.clear()
 
-    def log(self, request: Request) -> None:
+    def log(self, request: object) -> None:
         pass
+
+    # How this listener finds a client's address: None for the TCP peer, a ClientAddress
+    # for a listener behind trusted proxies (x_forwarded). Set by whoever opens the listener.
+    client_address: ClientAddress | None = None
 
 
 async def close_listener(port: Any) -> None:
@@ -233,8 +420,14 @@ async def close_listener(port: Any) -> None:
 
 
 def client_ip(request: Request) -> str:
-    peer = request.getClientAddress()
-    return getattr(peer, "host", "unknown")
+    """The client's address, for rate limits and devices' last_seen_ip: the TCP peer, or
+    on an x_forwarded listener what its trusted proxies forwarded."""
+    peer = getattr(request.getClientAddress(), "host", "unknown")
+    site = getattr(request, "site", None)
+    policy = site.client_address if isinstance(site, Site) else None
+    if policy is None:
+        return peer
+    return policy.client_ip(peer, request.requestHeaders.getRawHeaders(b"X-Forwarded-For") or [])
 
 
 def get_access_token(request: Request) -> str | None:

@@ -3,6 +3,7 @@ endpoints (``hs.media``)."""
 
 from __future__ import annotations
 
-from homeserver.media.handler import MediaContent, MediaHandler, RemoteMedia
+from homeserver.media.handler import MediaHandler
+from homeserver.media.records import MediaContent, RemoteMedia
 
 __all__ = ["MediaContent", "MediaHandler", "RemoteMedia"]

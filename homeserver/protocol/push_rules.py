@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 KINDS = ("override", "content", "room", "sender", "underride")
 
@@ -29,6 +30,10 @@ LEGACY_MENTION_RULES = frozenset({".m.rule.contains_display_name", ".m.rule.cont
 
 _SOUND_DEFAULT = {"set_tweak": "sound", "value": "default"}
 _HIGHLIGHT = {"set_tweak": "highlight"}
+# Synapse lists highlight: false in the actions of its rules that never highlight (and
+# orders highlight before sound): the same actions here, as clients and push gateways see
+# them (tweaks), though the spec's lists leave it out.
+_NO_HIGHLIGHT = {"set_tweak": "highlight", "value": False}
 
 MISSING = object()
 
@@ -91,20 +96,20 @@ def default_rules(user_id: str) -> dict[str, list[PushRule]]:
             "override",
             ".m.rule.invite_for_me",
             [_em("type", "m.room.member"), _em("content.membership", "invite"), _em("state_key", user_id)],
-            ["notify", dict(_SOUND_DEFAULT)],
+            ["notify", dict(_NO_HIGHLIGHT), dict(_SOUND_DEFAULT)],
         ),
         _rule("override", ".m.rule.member_event", [_em("type", "m.room.member")], []),
         _rule(
             "override",
             ".m.rule.is_user_mention",
             [{"kind": "event_property_contains", "key": "content.m\\.mentions.user_ids", "value": user_id}],
-            ["notify", dict(_SOUND_DEFAULT), dict(_HIGHLIGHT)],
+            ["notify", dict(_HIGHLIGHT), dict(_SOUND_DEFAULT)],
         ),
         _rule(
             "override",
             ".m.rule.contains_display_name",
             [{"kind": "contains_display_name"}],
-            ["notify", dict(_SOUND_DEFAULT), dict(_HIGHLIGHT)],
+            ["notify", dict(_HIGHLIGHT), dict(_SOUND_DEFAULT)],
         ),
         _rule(
             "override",
@@ -141,26 +146,26 @@ def default_rules(user_id: str) -> dict[str, list[PushRule]]:
             "content",
             ".m.rule.contains_user_name",
             None,
-            ["notify", dict(_SOUND_DEFAULT), dict(_HIGHLIGHT)],
+            ["notify", dict(_HIGHLIGHT), dict(_SOUND_DEFAULT)],
             pattern=localpart,
         ),
     ]
     underride = [
-        _rule("underride", ".m.rule.call", [_em("type", "m.call.invite")], ["notify", {"set_tweak": "sound", "value": "ring"}]),
+        _rule("underride", ".m.rule.call", [_em("type", "m.call.invite")], ["notify", {"set_tweak": "sound", "value": "ring"}, dict(_NO_HIGHLIGHT)]),
         _rule(
             "underride",
             ".m.rule.encrypted_room_one_to_one",
             [{"kind": "room_member_count", "is": "2"}, _em("type", "m.room.encrypted")],
-            ["notify", dict(_SOUND_DEFAULT)],
+            ["notify", dict(_SOUND_DEFAULT), dict(_NO_HIGHLIGHT)],
         ),
         _rule(
             "underride",
             ".m.rule.room_one_to_one",
             [{"kind": "room_member_count", "is": "2"}, _em("type", "m.room.message")],
-            ["notify", dict(_SOUND_DEFAULT)],
+            ["notify", dict(_SOUND_DEFAULT), dict(_NO_HIGHLIGHT)],
         ),
-        _rule("underride", ".m.rule.message", [_em("type", "m.room.message")], ["notify"]),
-        _rule("underride", ".m.rule.encrypted", [_em("type", "m.room.encrypted")], ["notify"]),
+        _rule("underride", ".m.rule.message", [_em("type", "m.room.message")], ["notify", dict(_NO_HIGHLIGHT)]),
+        _rule("underride", ".m.rule.encrypted", [_em("type", "m.room.encrypted")], ["notify", dict(_NO_HIGHLIGHT)]),
     ]
     return {"override": override, "content": content, "room": [], "sender": [], "underride": underride}
 
@@ -401,7 +406,7 @@ def may_be_personal(event: Mapping[str, Any], user_id: str, display_name: str | 
     localpart = user_id[1:].split(":", 1)[0].lower()
     if user_id.lower() in content_text or localpart in content_text:
         return True
-    return bool(display_name) and display_name.lower() in content_text  # type: ignore[union-attr]
+    return bool(display_name and display_name.lower() in content_text)
 
 
 def notify_and_highlight(actions: list[Any] | None) -> tuple[bool, bool]:

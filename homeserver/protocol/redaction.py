@@ -1,4 +1,6 @@
-"""The redaction algorithm (room versions 10: v9 rules; 11 and 12: v11 rules).
+"""The redaction algorithm (room versions' "Redactions" sections: v1 rules,
+v6 drops `m.room.aliases`, v8 keeps join rules' `allow`, v9 keeps
+`join_authorised_via_users_server`, v11 rules for 11 and 12).
 
 Redaction produces the "essential" form of an event that signatures and
 reference hashes cover.  `unsigned` is dropped entirely: which unsigned keys
@@ -53,7 +55,9 @@ def _redact_content(
 ) -> dict[str, Any]:
     v11 = room_version.updated_redaction_rules
     if event_type == "m.room.member":
-        kept = _pick(content, "membership", "join_authorised_via_users_server")
+        kept = _pick(content, "membership")
+        if room_version.restricted_join_rule_fix:
+            kept.update(_pick(content, "join_authorised_via_users_server"))
         if v11:
             # Only `signed` is needed to re-check a third-party invite.  Like
             # Synapse, keep an (empty) `third_party_invite` object even if it
@@ -67,11 +71,15 @@ def _redact_content(
             return dict(content)
         return _pick(content, "creator")
     if event_type == "m.room.join_rules":
-        return _pick(content, "join_rule", "allow")
+        if room_version.restricted_join_rule:
+            return _pick(content, "join_rule", "allow")
+        return _pick(content, "join_rule")
     if event_type == "m.room.power_levels":
         if v11:
             return _pick(content, *_POWER_LEVEL_KEYS_PRE_V11, "invite")
         return _pick(content, *_POWER_LEVEL_KEYS_PRE_V11)
+    if event_type == "m.room.aliases" and room_version.special_case_aliases_auth:
+        return _pick(content, "aliases")
     if event_type == "m.room.history_visibility":
         return _pick(content, "history_visibility")
     if event_type == "m.room.redaction" and v11:

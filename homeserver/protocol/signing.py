@@ -1,13 +1,16 @@
 """Signing JSON and events (appendices "Signing JSON"; server-server API
-"Signing Events"; v5 signing requirements).
+"Signing Events"; v1/v2 and v3 event id signing rules; v5 signing key
+validity).
 
 Thin wrappers over `signedjson` so the rest of the server never touches key
 objects' internals.  Nothing here fetches keys: callers look them up (and
-enforce `valid_until_ts`) and pass VerifyKey objects in.
+enforce `valid_until_ts` as :func:`key_validity_ts` says) and pass
+VerifyKey objects in.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,6 +20,7 @@ from signedjson.key import SigningKey, VerifyKey
 from signedjson.sign import SignatureVerifyException
 
 from homeserver.protocol.event_hashing import add_content_hash
+from homeserver.protocol.identifiers import server_name_of
 from homeserver.protocol.redaction import redact_event
 from homeserver.protocol.room_versions import RoomVersion, get_room_version
 
@@ -31,6 +35,7 @@ __all__ = [
     "generate_signing_key",
     "get_verify_key",
     "key_id",
+    "key_validity_ts",
     "read_signing_keys",
     "required_signing_servers",
     "sign_event",
@@ -48,9 +53,10 @@ class SignatureError(Exception):
 
 
 def domain_of(identifier: str) -> str:
-    """Server name part of a user / room / event id ("@a:b:8448" -> "b:8448")."""
-    _, sep, domain = identifier.partition(":")
-    if not sep or not domain:
+    """Server name part of a user / room / event id ("@a:b:8448" -> "b:8448"),
+    for naming a server that must sign: an id without one is an error."""
+    domain = server_name_of(identifier)
+    if not domain:
         raise ValueError(f"Identifier has no domain: {identifier!r}")
     return domain
 
@@ -99,17 +105,9 @@ def read_signing_keys(text: str | Iterable[str]) -> list[SigningKey]:
 
 def write_signing_keys(keys: Iterable[SigningKey]) -> str:
     """Serialise keys in the format read_signing_keys accepts."""
-
-    class _Sink:
-        def __init__(self) -> None:
-            self.parts: list[str] = []
-
-        def write(self, s: str) -> None:
-            self.parts.append(s)
-
-    sink = _Sink()
+    sink = io.StringIO()
     signedjson.key.write_signing_keys(sink, list(keys))
-    return "".join(sink.parts)
+    return sink.getvalue()
 
 
 # --- plain JSON -------------------------------------------------------------
@@ -186,7 +184,8 @@ def verify_event_signature(
     with `verify_key`.  Works on both full and already-redacted copies.
 
     The event must be as on the wire: a locally attached `event_id` on a
-    room version 4+ event would be covered by the check and fail it.
+    room version 3+ event would be covered by the check and fail it (in
+    room versions 1 and 2 the id is part of the PDU and must be there).
     """
     rv = get_room_version(room_version)
     verify_json(redact_event(event, rv), server_name, verify_key)
@@ -244,8 +243,10 @@ def required_signing_servers(event: Mapping[str, Any], room_version: RoomVersion
     * the sender's server -- except for invites converted from a third-party
       invite, which may be sent by a different server than the sender's (the
       auth rules tie the sender to the m.room.third_party_invite instead);
+    * in room versions 1 and 2, the server that chose the event id (the
+      server in `event_id`; usually the sender's, but e.g. not for a join
+      built by the resident server of a make_join) -- even for those invites;
     * for restricted joins, the server of `join_authorised_via_users_server`.
-    Room versions 1/2 (event-id domain) are not supported, so need no rule.
     """
     rv = get_room_version(room_version)
     servers: set[str] = set()
@@ -255,7 +256,25 @@ def required_signing_servers(event: Mapping[str, Any], room_version: RoomVersion
     membership = content.get("membership") if event.get("type") == "m.room.member" else None
     if not (membership == "invite" and "third_party_invite" in content):
         servers.add(domain_of(event["sender"]))
+    if rv.event_id_in_pdu:
+        servers.add(domain_of(event["event_id"]))
     authoriser = content.get("join_authorised_via_users_server")
     if rv.restricted_join_rule and membership == "join" and isinstance(authoriser, str):
         servers.add(domain_of(authoriser))
     return servers
+
+
+def key_validity_ts(event: Mapping[str, Any], room_version: RoomVersion | str) -> int:
+    """The time at which the keys verifying `event`'s signatures must be
+    valid: its `origin_server_ts` from room version 5 ("Signing key validity
+    period"), else 0 (any key the server ever published will do).
+
+    Synapse passes exactly this to its keyring.  The spec's other v5 rule --
+    count a key valid for at most 7 days past when it was fetched, however
+    long its `valid_until_ts` -- belongs to the keyring that caches keys.
+    """
+    rv = get_room_version(room_version)
+    if not rv.enforce_key_validity:
+        return 0
+    ts = event.get("origin_server_ts")
+    return ts if type(ts) is int else 0

@@ -1,4 +1,4 @@
-"""State resolution v2 (room versions 10, 11) and v2.1 (room version 12).
+"""State resolution v2 (room versions 2 to 11) and v2.1 (room version 12).
 
 Pure and deterministic: everything comes from `event_map`, nothing is fetched.
 The structure follows Synapse's `synapse/state/v2.py` step for step, because
@@ -13,7 +13,8 @@ differently, are reproduced deliberately:
 * the power-ordering graph only follows auth edges *through* events of the
   full conflicted set;
 * the sender's power level for ordering comes from the event's own auth
-  events (creators: CREATOR_POWER_LEVEL in v12, 100 without a PL event);
+  events (creators: CREATOR_POWER_LEVEL in v12, 100 without a PL event),
+  read by the auth rules' own lookup;
 * mainline depth is measured from the oldest power levels event (1) with 0 for
   events that reach none, sorted ascending -- equivalent to the spec's
   "greater mainline position first";
@@ -32,19 +33,22 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from homeserver.protocol.auth_rules import (
+    CREATE_KEY,
     CREATOR_POWER_LEVEL,
     POWER_LEVELS_KEY,
     AuthError,
     auth_state_keys_for_event,
     check_auth_rules,
-    get_room_creators,
+    get_user_power_level,
 )
+from homeserver.protocol.event_format import auth_event_ids
 from homeserver.protocol.room_versions import RoomVersion, get_room_version
 
 StateKey = tuple[str, str]
 EventMap = Mapping[str, Mapping[str, Any]]
 
 __all__ = [
+    "CREATOR_POWER_LEVEL",
     "get_auth_chain",
     "is_power_event",
     "lexicographical_topological_sort",
@@ -84,9 +88,7 @@ def separate_state_sets(
     for state_set in state_sets:
         for key in state_set.keys() - unconflicted.keys():
             if key not in conflicted:
-                values = {s.get(key) for s in state_sets}
-                values.discard(None)
-                conflicted[key] = values  # type: ignore[assignment]
+                conflicted[key] = {v for s in state_sets if (v := s.get(key)) is not None}
     return unconflicted, conflicted
 
 
@@ -141,10 +143,7 @@ class _Resolver:
         if event is None:
             ids: tuple[str, ...] = ()
         else:
-            listed = event.get("auth_events")
-            if not isinstance(listed, (list, tuple)):
-                listed = ()
-            ids = tuple(a for a in listed if isinstance(a, str))
+            ids = tuple(auth_event_ids(event, self.rv))
             if self.rv.room_id_from_create_event and not (
                 event.get("type") == "m.room.create" and event.get("state_key") == ""
             ):
@@ -275,22 +274,12 @@ class _Resolver:
                 create_event = auth_event
         if not isinstance(sender, str):
             return 0
-        if self.rv.creators_have_infinite_power and sender in get_room_creators(create_event, self.rv):
-            return CREATOR_POWER_LEVEL
-        if pl_event is None:
-            return 100 if sender in get_room_creators(create_event, self.rv) else 0
-        content = pl_event.get("content")
-        content = content if isinstance(content, Mapping) else {}
-        users = content.get("users")
-        level = users.get(sender) if isinstance(users, Mapping) else None
-        if level is None:
-            level = content.get("users_default", 0)
-        if level is None:
-            return 0
-        try:
-            return int(level)
-        except (TypeError, ValueError):
-            return 0
+        auth_state: dict[StateKey, Mapping[str, Any]] = {}
+        if create_event is not None:
+            auth_state[CREATE_KEY] = create_event
+        if pl_event is not None:
+            auth_state[POWER_LEVELS_KEY] = pl_event
+        return get_user_power_level(sender, auth_state, self.rv)
 
     def reverse_topological_power_sort(self, event_ids: Iterable[str], full_conflicted: set[str]) -> list[str]:
         graph: dict[str, set[str]] = {}
@@ -323,9 +312,9 @@ class _Resolver:
                 auth_event = self.event_map.get(auth_id)
                 if auth_event is None or self.is_rejected(auth_id):
                     continue
-                key = (auth_event.get("type"), auth_event.get("state_key"))
-                if isinstance(key[0], str) and isinstance(key[1], str):
-                    auth_events[key] = auth_event  # type: ignore[index]
+                auth_type, auth_state_key = auth_event.get("type"), auth_event.get("state_key")
+                if isinstance(auth_type, str) and isinstance(auth_state_key, str):
+                    auth_events[(auth_type, auth_state_key)] = auth_event
             for key in auth_state_keys_for_event(event, self.rv):
                 state_id = resolved.get(key)
                 if state_id is not None and not self.is_rejected(state_id):
@@ -417,6 +406,8 @@ def resolve_state(
     "rejected_reason" key; they never enter the resolved state.
     """
     rv = get_room_version(room_version)
+    if rv.state_res_v1:
+        raise ValueError(f"Room version {rv.identifier} uses state resolution v1 (see state_resolution.resolve_state)")
     state_sets = [s for s in state_sets]
     if not state_sets:
         return {}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from homeserver.storage.change_cache import StreamChangeCache
 from homeserver.storage.database import Database, Txn
 
 
 class AccountDataStore:
     db: Database
+    account_data_changes: StreamChangeCache  # DataStore's
 
     async def put_account_data(self, user_id: str, room_id: str, data_type: str, content: dict[str, Any], stream_id: int) -> None:
         await self.db.write(
@@ -20,7 +22,7 @@ class AccountDataStore:
             ),
             name="put_account_data",
         )
-        self.account_data_changes.mark(user_id, stream_id)  # type: ignore[attr-defined]
+        self.account_data_changes.mark(user_id, stream_id)
 
     async def get_account_data(self, user_id: str, room_id: str, data_type: str) -> dict[str, Any] | None:
         raw = await self.db.read(

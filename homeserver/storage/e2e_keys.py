@@ -10,9 +10,11 @@ nothing, but keeping it verbatim keeps signatures trivially valid).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
+from homeserver.storage.change_cache import StreamChangeCache
 from homeserver.storage.database import Database, Txn
 from homeserver.util.ids import now_ms
 
@@ -42,6 +44,7 @@ def _key_pubkey(key: dict[str, Any]) -> str | None:
 
 class E2EKeysStore:
     db: Database
+    to_device_changes: StreamChangeCache  # DataStore's
 
     # -- device keys -------------------------------------------------------------
 
@@ -207,9 +210,11 @@ class E2EKeysStore:
                 if txn.select_one("SELECT 1 FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)) is None:
                     continue
                 while True:
+                    # Oldest upload first (MSC4225, as Synapse): a client that replaced its
+                    # keys expects the ones it uploaded first to be used up first.
                     row = txn.select_one(
                         "SELECT key_id, key_json FROM e2e_one_time_keys"
-                        " WHERE user_id = ? AND device_id = ? AND algorithm = ? ORDER BY key_id LIMIT 1",
+                        " WHERE user_id = ? AND device_id = ? AND algorithm = ? ORDER BY ts, key_id LIMIT 1",
                         (user_id, device_id, algorithm),
                     )
                     if row is None:
@@ -485,7 +490,7 @@ class E2EKeysStore:
         if queued:
             # /sync skips the to-device query for devices with nothing new (storage/change_cache.py).
             for stream_id, user_id, device_id, _ in rows:
-                self.to_device_changes.mark((user_id, device_id), stream_id)  # type: ignore[attr-defined]
+                self.to_device_changes.mark((user_id, device_id), stream_id)
         return queued
 
     async def to_device_txn_seen(self, txn_key: tuple[str, str, str]) -> bool:

@@ -7,8 +7,9 @@ the spec uses to decide whether an upload replaces what is stored.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, overload
 
 from homeserver.storage.database import Database, Txn
 
@@ -28,6 +29,14 @@ class UploadOutcome:
     etag: int = 0
     count: int = 0
     current_version: str | None = None
+
+
+@overload
+def _parse_version(version: str) -> int: ...
+
+
+@overload
+def _parse_version(version: str | None) -> int | None: ...
 
 
 def _parse_version(version: str | None) -> int | None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import bisect
 import fnmatch
 import json
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, NamedTuple
 
 from homeserver.events.event import Event
+from homeserver.storage.change_cache import StreamChangeCache
 from homeserver.storage.database import Database, Txn
 from homeserver.util.caches import LruCache
 
@@ -55,7 +58,77 @@ class PersistBatch:
     forward_extremities: dict[str, set[str]] = field(default_factory=dict)
     local_memberships: list[MembershipChange] = field(default_factory=list)
     new_rooms: list[tuple[str, str, str, int]] = field(default_factory=list)
-    txn_ids: list[tuple[str, str, str, str, int]] = field(default_factory=list)
+    # (room_id, user_id, device_id, txn_id, event_id, inserted_ts)
+    txn_ids: list[tuple[str, str, str, str, str, int]] = field(default_factory=list)
+
+
+class RelatedEvent(NamedTuple):
+    """An event relating to another (``m.relates_to``), with what deciding whether it
+    counts, and whether a user may see it, needs: no event body. A row as read (a tuple:
+    a thread can have thousands)."""
+
+    event_id: str
+    relates_to: str
+    rel_type: str
+    type: str
+    sender: str
+    is_state: bool  # truthy
+    # the snapshot the event was authorised against (history visibility is judged on it)
+    state_group: int | None
+    origin_server_ts: int
+    room_id: str
+
+
+# Only these relations are bundled into events (spec "Aggregations of child events");
+# annotations are left to /relations, as Synapse does.
+BUNDLED_REL_TYPES = ("m.replace", "m.thread", "m.reference")
+
+# A relation counts only between two events of one room (a relation naming an event of
+# another room is ignored, as Synapse's relation queries join the parent on room_id), and
+# only from an event that is in the room's timeline: not rejected, not soft-failed, not
+# an outlier, not redacted (Synapse deletes a redacted event's relation row).
+# ``c`` is the relating event. The parent's room is a correlated lookup rather than a
+# join: joined, SQLite drives the query from the parent and then scans the whole room.
+_IN_TIMELINE = (
+    "WHERE c.rejected_reason IS NULL AND NOT c.soft_failed AND NOT c.outlier"
+    " AND NOT EXISTS (SELECT 1 FROM redactions x WHERE x.redacts = c.event_id)"
+)
+_COUNTED_RELATION = _IN_TIMELINE + " AND c.room_id = (SELECT p.room_id FROM events p WHERE p.event_id = c.relates_to)"
+
+_RELATED_COLS = (
+    "c.event_id, c.relates_to, c.rel_type, c.type, c.sender, c.state_key IS NOT NULL, c.state_group,"
+    " c.origin_server_ts, c.room_id"
+)
+
+
+# /relations?recurse=true follows relations this many levels down (Synapse's query: a
+# depth counter from 0 while it is <= 3).
+RELATION_RECURSION_LEVELS = 5
+
+# Bounds of the in-memory caches, by entries and by estimated bytes.
+EVENT_CACHE_ENTRIES = 50_000
+EVENT_CACHE_BYTES = 64 * 1024 * 1024
+STATE_GROUP_CACHE_ENTRIES = 2_000
+STATE_GROUP_CACHE_BYTES = 64 * 1024 * 1024
+# Recent-event windows (below) are kept for the rooms written to most recently, this many
+# events in all (about 140 bytes each).
+MAX_RECENT_EVENTS = 100_000
+
+
+def event_size(ev: Event) -> int:
+    """Rough bytes an Event holds in memory (measured: ~3.5 KB of dicts, ids, hashes and
+    signatures for any event) plus its content and unsigned, counted as JSON text."""
+    size = 3584
+    for key in ("content", "unsigned"):
+        value = ev.pdu.get(key)
+        if value:
+            size += len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    return size
+
+
+def state_map_size(state: Mapping[Any, Any]) -> int:
+    """Rough bytes of a state map (measured: ~250 per (type, state_key) -> event id entry)."""
+    return 256 + 256 * len(state)
 
 
 class RecentRoomEvents:
@@ -80,6 +153,12 @@ class RecentRoomEvents:
             self.covered_after = self.positions[drop - 1]
             del self.positions[:drop]
             del self.event_ids[:drop]
+
+    def last_at_or_before(self, position: int) -> str | None:
+        """The room's last event at or before ``position`` when this window holds it
+        (every event above ``covered_after`` is here), else None: unknown."""
+        i = bisect.bisect_right(self.positions, position)
+        return self.event_ids[i - 1] if i > 0 else None
 
     def between(self, after: int, up_to: int | None) -> list[str]:
         """Event ids in (after, up_to], oldest first."""
@@ -116,27 +195,42 @@ def _row_to_event(row: tuple) -> Event:
 
 class EventsStore:
     db: Database
+    # DataStore's, and other stores' (SearchStore, SlidingSyncStore) that a persist updates.
+    membership_changes: StreamChangeCache
+    room_member_changes: StreamChangeCache
+    _update_search_index_txn: Callable[[Txn, PersistBatch], None]
+    _update_room_activity_txn: Callable[[Txn, PersistBatch], None]
+    _room_activity_persisted: Callable[[PersistBatch], None]
 
     def _init_event_caches(self) -> None:
-        self._event_cache: LruCache = LruCache(50_000)
-        self._state_group_cache: LruCache = LruCache(2_000)
+        self._event_cache: LruCache[str, Event] = LruCache(
+            EVENT_CACHE_ENTRIES, max_bytes=EVENT_CACHE_BYTES, sizeof=event_size
+        )
+        self._state_group_cache: LruCache[int, StateMap] = LruCache(
+            STATE_GROUP_CACHE_ENTRIES, max_bytes=STATE_GROUP_CACHE_BYTES, sizeof=state_map_size
+        )
         # Events that something relates to, among those persisted since start-up; events at
         # or before relations_floor (older, or backfilled with negative positions) may have
         # relations we have not seen, and are looked up.
         self.relation_targets: set[str] = set()
         self.relations_floor = 2**62
-        self._recent: dict[str, RecentRoomEvents] = {}
-        # Events above this position were all persisted since start-up (set at start).
+        # Least recently written room first; max_recent_events events in all.
+        self._recent: OrderedDict[str, RecentRoomEvents] = OrderedDict()
+        self._recent_events = 0
+        self.max_recent_events = MAX_RECENT_EVENTS
+        # Events above this position were all persisted since start-up (set at start), or
+        # since the last window was dropped: a window made later covers no earlier event.
         self.recent_floor = 2**62
 
     # -- writing -------------------------------------------------------------
 
     async def persist_batch(self, batch: PersistBatch) -> None:
         await self.db.write(self._persist_batch_txn, batch, name="persist_events")
+        self._room_activity_persisted(batch)
         for ev in batch.events:
             self._event_cache.put(ev.event_id, ev)
         for m in batch.local_memberships:
-            self.membership_changes.mark(m.user_id, m.stream_ordering)  # type: ignore[attr-defined]
+            self.membership_changes.mark(m.user_id, m.stream_ordering)
         for ev in batch.events:
             rel = ev.relation()
             if rel is not None:
@@ -145,7 +239,12 @@ class EventsStore:
                 recent = self._recent.get(ev.room_id)
                 if recent is None:
                     recent = self._recent[ev.room_id] = RecentRoomEvents(self.recent_floor)
+                else:
+                    self._recent.move_to_end(ev.room_id)
+                held = len(recent.positions)
                 recent.add(ev.stream_ordering, ev.event_id)
+                self._recent_events += len(recent.positions) - held
+        self._drop_old_recent_windows()
         if len(self.relation_targets) > 200_000:
             # Bound the memory: forget, and look up everything persisted so far instead.
             self.relation_targets.clear()
@@ -153,7 +252,7 @@ class EventsStore:
         for room_id, changes in batch.current_state.items():
             if any(t == "m.room.member" for t, _ in changes):
                 top = max((e.stream_ordering for e in batch.events if e.room_id == room_id), default=0)
-                self.room_member_changes.mark(room_id, top)  # type: ignore[attr-defined]
+                self.room_member_changes.mark(room_id, top)
 
     def _persist_batch_txn(self, txn: Txn, batch: PersistBatch) -> None:
         for room_id, version, creator, ts in batch.new_rooms:
@@ -172,8 +271,8 @@ class EventsStore:
                 [(sg.id, t, sk, eid) for (t, sk), eid in sg.entries.items()],
             )
         rows = []
-        edges = []
-        auth = []
+        edges: list[tuple[str, str]] = []
+        auth: list[tuple[str, str]] = []
         redactions = []
         for ev in batch.events:
             rel = ev.relation()
@@ -236,10 +335,15 @@ class EventsStore:
                 {"membership": m.membership, "event_id": m.event_id, "stream_ordering": m.stream_ordering, "forgotten": False},
             )
         txn.executemany(
-            "INSERT INTO event_txn_ids (user_id, device_id, txn_id, event_id, inserted_ts) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO event_txn_ids (room_id, user_id, device_id, txn_id, event_id, inserted_ts)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING",
             batch.txn_ids,
         )
+        # The full-text index (storage/search.py) changes with the events, in this transaction.
+        self._update_search_index_txn(txn, batch)
+        # So do each room's latest positions (storage/sliding_sync.py).
+        self._update_room_activity_txn(txn, batch)
 
     # -- reading events ------------------------------------------------------
 
@@ -275,7 +379,7 @@ class EventsStore:
             redactions = txn.select_all(
                 f"SELECT redacts, event_id FROM redactions WHERE redacts IN ({txn.in_list(chunk)})", chunk
             )
-            redacted = {}
+            redacted: dict[str, str] = {}
             for target, redaction_id in redactions:
                 redacted.setdefault(target, redaction_id)
             for ev in events:
@@ -285,6 +389,24 @@ class EventsStore:
 
     async def get_event(self, event_id: str, allow_rejected: bool = False) -> Event | None:
         return (await self.get_events([event_id], allow_rejected)).get(event_id)
+
+    def _drop_old_recent_windows(self) -> None:
+        while self._recent_events > self.max_recent_events and len(self._recent) > 1:
+            _, window = self._recent.popitem(last=False)
+            self._recent_events -= len(window.positions)
+            if window.positions:
+                # The room's next window must not claim the events this one held.
+                self.recent_floor = max(self.recent_floor, window.positions[-1])
+
+    def forget_room_events(self, room_id: str, event_ids: Iterable[str]) -> None:
+        """After a room is purged (storage/admin.py): its events leave the caches."""
+        window = self._recent.pop(room_id, None)
+        if window is not None:
+            self._recent_events -= len(window.positions)
+            if window.positions:
+                self.recent_floor = max(self.recent_floor, window.positions[-1])
+        for event_id in event_ids:
+            self._event_cache.pop(event_id)
 
     def mark_redacted(self, target_id: str, redaction_id: str) -> None:
         ev = self._event_cache.fetch(target_id)
@@ -308,11 +430,11 @@ class EventsStore:
             known |= await self.db.read(txn_fn, name="have_events")
         return known
 
-    async def get_event_id_for_txn(self, user_id: str, device_id: str, txn_id: str) -> str | None:
+    async def get_event_id_for_txn(self, room_id: str, user_id: str, device_id: str, txn_id: str) -> str | None:
         return await self.db.read(
             lambda txn: txn.select_value(
-                "SELECT event_id FROM event_txn_ids WHERE user_id = ? AND device_id = ? AND txn_id = ?",
-                (user_id, device_id, txn_id),
+                "SELECT event_id FROM event_txn_ids WHERE room_id = ? AND user_id = ? AND device_id = ? AND txn_id = ?",
+                (room_id, user_id, device_id, txn_id),
             ),
             name="get_txn_id",
         )
@@ -391,10 +513,36 @@ class EventsStore:
         events = await self.get_events(ids)
         return [events[i] for i in ids if i in events]
 
+    async def get_last_room_event_id(self, room_id: str, position: int) -> str | None:
+        """The id of the room's last live-timeline event at or before a stream position
+        (what a /sync token saw last), from memory when the room's window covers it."""
+        recent = self._recent.get(room_id)
+        if recent is not None:
+            found = recent.last_at_or_before(position)
+            if found is not None:
+                return found
+        events = await self.get_room_events(room_id, up_to=position, limit=1)
+        return events[0].event_id if events else None
+
+    async def get_event_id_for_timestamp(self, room_id: str, ts: int, direction: str) -> str | None:
+        """The room's event closest to ``ts`` (inclusive) going forwards ("f") or backwards
+        ("b"), as Synapse picks it: by timestamp, then by depth and arrival for events of
+        the same timestamp. Outliers and rejected events are not in the timeline."""
+        op, order = ("<=", "DESC") if direction == "b" else (">=", "ASC")
+        return await self.db.read(
+            lambda txn: txn.select_value(
+                f"SELECT event_id FROM events WHERE room_id = ? AND origin_server_ts {op} ?"
+                " AND NOT outlier AND rejected_reason IS NULL"
+                f" ORDER BY origin_server_ts {order}, topological_ordering {order}, stream_ordering {order} LIMIT 1",
+                (room_id, ts),
+            ),
+            name="event_id_for_timestamp",
+        )
+
     async def paginate_room_events(
         self,
         room_id: str,
-        from_key: tuple[int, int],
+        from_key: tuple[int, int] | int,
         direction: str,
         limit: int,
         to_key: tuple[int, int] | None = None,
@@ -402,20 +550,27 @@ class EventsStore:
     ) -> list[Event]:
         """/messages order: by (depth, stream) so backfilled history interleaves correctly.
 
-        ``from_key`` is exclusive of events already returned: backwards returns events
-        strictly before it, forwards strictly after."""
+        A (depth, stream) ``from_key`` is exclusive of events already returned: backwards
+        returns events strictly before it, forwards strictly after. A stream position
+        (an int: a sync token) bounds by stream alone, as Synapse's stream tokens do:
+        backwards every event at or before it, forwards every event after it, still in
+        (depth, stream) order. (Turned into a (depth, stream) key it would cut off, on a
+        forked room, events of greater depth that arrived earlier.)"""
 
         def txn_fn(txn: Txn) -> list[str]:
             clauses = ["room_id = ?", "NOT outlier", "rejected_reason IS NULL", "NOT soft_failed"]
             args: list[Any] = [room_id]
-            topo, stream = from_key
-            if direction == "b":
-                clauses.append("(topological_ordering < ? OR (topological_ordering = ? AND stream_ordering < ?))")
-                order = "DESC"
+            order = "DESC" if direction == "b" else "ASC"
+            if isinstance(from_key, int):
+                clauses.append("stream_ordering <= ?" if direction == "b" else "stream_ordering > ?")
+                args.append(from_key)
             else:
-                clauses.append("(topological_ordering > ? OR (topological_ordering = ? AND stream_ordering > ?))")
-                order = "ASC"
-            args += [topo, topo, stream]
+                topo, stream = from_key
+                if direction == "b":
+                    clauses.append("(topological_ordering < ? OR (topological_ordering = ? AND stream_ordering < ?))")
+                else:
+                    clauses.append("(topological_ordering > ? OR (topological_ordering = ? AND stream_ordering > ?))")
+                args += [topo, topo, stream]
             if to_key is not None:
                 ttopo, tstream = to_key
                 if direction == "b":
@@ -466,29 +621,50 @@ class EventsStore:
     async def get_relations(
         self,
         event_id: str,
+        room_id: str,
         rel_type: str | None = None,
         event_type: str | None = None,
         limit: int = 50,
         from_stream: int | None = None,
         direction: str = "b",
+        recurse: bool = False,
     ) -> list[Event]:
+        """Events of ``room_id`` relating to ``event_id`` that count (see _COUNTED_RELATION),
+        newest first (``direction`` "b") or oldest first, after ``from_stream``. With
+        ``recurse`` (MSC3981), also the events relating to those, five levels down as
+        Synapse's query goes (it advertises three), the filters applying at every level."""
+
         def txn_fn(txn: Txn) -> list[str]:
-            clauses = ["relates_to = ?", "rejected_reason IS NULL", "NOT soft_failed"]
-            args: list[Any] = [event_id]
+            if recurse:
+                source = (
+                    "WITH RECURSIVE related (event_id, depth) AS ("
+                    f" SELECT c.event_id, 0 FROM events c {_COUNTED_RELATION} AND c.relates_to = ? AND c.room_id = ?"
+                    " UNION ALL SELECT c.event_id, r.depth + 1 FROM related r"
+                    f" JOIN events c ON c.relates_to = r.event_id {_COUNTED_RELATION}"
+                    f" AND c.room_id = ? AND r.depth < {RELATION_RECURSION_LEVELS - 1})"
+                    " SELECT c.event_id FROM related r JOIN events c ON c.event_id = r.event_id WHERE"
+                )
+                clauses: list[str] = []
+                args: list[Any] = [event_id, room_id, room_id]
+            else:
+                source = f"SELECT c.event_id FROM events c {_COUNTED_RELATION} AND"
+                clauses = ["c.relates_to = ?", "c.room_id = ?"]
+                args = [event_id, room_id]
             if rel_type:
-                clauses.append("rel_type = ?")
+                clauses.append("c.rel_type = ?")
                 args.append(rel_type)
             if event_type:
-                clauses.append("type = ?")
+                clauses.append("c.type = ?")
                 args.append(event_type)
             if from_stream is not None:
-                clauses.append("stream_ordering < ?" if direction == "b" else "stream_ordering > ?")
+                clauses.append("c.stream_ordering < ?" if direction == "b" else "c.stream_ordering > ?")
                 args.append(from_stream)
             order = "DESC" if direction == "b" else "ASC"
             return [
                 r[0]
                 for r in txn.select_all(
-                    f"SELECT event_id FROM events WHERE {' AND '.join(clauses)} ORDER BY stream_ordering {order} LIMIT ?",
+                    f"{source} {' AND '.join(clauses or ['TRUE'])}"
+                    f" ORDER BY c.stream_ordering {order} LIMIT ?",
                     args + [limit],
                 )
             ]
@@ -502,23 +678,64 @@ class EventsStore:
         start-up (so every relation to it went through ``relation_targets``) and has none."""
         return event.stream_ordering <= self.relations_floor or event.event_id in self.relation_targets
 
-    async def get_relation_summaries(self, event_ids: list[str]) -> dict[str, list[tuple[str, str, str]]]:
-        """For each event: (rel_type, relating event id, type) of events relating to it."""
-        if not event_ids:
+    async def get_relation_summaries(
+        self, targets: dict[str, str], rel_types: tuple[str, ...] = BUNDLED_REL_TYPES
+    ) -> dict[str, list[RelatedEvent]]:
+        """For each event (id -> its room), the events relating to it that count (see
+        _COUNTED_RELATION), in topological order (Synapse's order for the latest thread
+        event)."""
+        if not targets:
             return {}
+        ids = list(targets)
+        types = list(rel_types)
 
-        def txn_fn(txn: Txn) -> dict[str, list[tuple[str, str, str]]]:
-            out: dict[str, list[tuple[str, str, str]]] = {}
-            rows = txn.select_all(
-                f"SELECT relates_to, rel_type, event_id, type FROM events WHERE relates_to IN ({txn.in_list(event_ids)})"
-                " AND rejected_reason IS NULL AND NOT soft_failed ORDER BY stream_ordering",
-                event_ids,
-            )
-            for target, rel_type, eid, etype in rows:
-                out.setdefault(target, []).append((rel_type, eid, etype))
+        def txn_fn(txn: Txn) -> dict[str, list[RelatedEvent]]:
+            out: dict[str, list[RelatedEvent]] = {}
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                rows = txn.select_all(
+                    # the parents' rooms are known: compared below rather than looked up per row
+                    f"SELECT {_RELATED_COLS} FROM events c {_IN_TIMELINE}"
+                    f" AND c.relates_to IN ({txn.in_list(chunk)}) AND c.rel_type IN ({txn.in_list(types)})"
+                    " ORDER BY c.topological_ordering, c.stream_ordering",
+                    chunk + types,
+                )
+                for rel in map(RelatedEvent._make, rows):
+                    if rel.room_id == targets[rel.relates_to]:
+                        out.setdefault(rel.relates_to, []).append(rel)
             return out
 
         return await self.db.read(txn_fn, name="relation_summaries")
+
+    async def event_is_target_of_relation(self, event_id: str) -> bool:
+        """Whether some stored, non-rejected event relates to this one (Synapse lets a
+        client relate to an event it does not hold when others already do)."""
+        return bool(
+            await self.db.read(
+                lambda txn: txn.select_value(
+                    "SELECT 1 FROM events WHERE relates_to = ? AND rejected_reason IS NULL LIMIT 1", (event_id,)
+                ),
+                name="is_relation_target",
+            )
+        )
+
+    async def get_annotations_by(self, event_id: str, event_type: str, sender: str) -> list[Event]:
+        """The sender's annotations of an event with that event type, unredacted (to refuse
+        the same reaction twice, as Synapse does; the key is in the content)."""
+
+        def txn_fn(txn: Txn) -> list[str]:
+            return [
+                r[0]
+                for r in txn.select_all(
+                    "SELECT c.event_id FROM events c WHERE c.relates_to = ? AND c.rel_type = 'm.annotation'"
+                    " AND c.type = ? AND c.sender = ? AND c.rejected_reason IS NULL"
+                    " AND NOT EXISTS (SELECT 1 FROM redactions x WHERE x.redacts = c.event_id)",
+                    (event_id, event_type, sender),
+                )
+            ]
+
+        ids = await self.db.read(txn_fn, name="annotations_by")
+        return list((await self.get_events(ids)).values())
 
     # -- state ---------------------------------------------------------------
 
@@ -530,14 +747,41 @@ class EventsStore:
         self._state_group_cache.put(group, state)
         return state
 
+    async def get_state_groups(self, groups: Iterable[int]) -> dict[int, StateMap]:
+        """Several snapshots at once: those not cached are read in one transaction (e.g. the
+        snapshots of every event on a page, for history visibility)."""
+        out: dict[int, StateMap] = {}
+        missing = []
+        for group in set(groups):
+            cached = self._state_group_cache.fetch(group)
+            if cached is not None:
+                out[group] = cached
+            else:
+                missing.append(group)
+        if missing:
+
+            def txn_fn(txn: Txn) -> dict[int, StateMap]:
+                # Oldest first: a later snapshot's chain often stops at an earlier one.
+                read: dict[int, StateMap] = {}
+                for group in sorted(missing):
+                    read[group] = self._get_state_group_txn(txn, group, read)
+                return read
+
+            for group, state in (await self.db.read(txn_fn, name="get_state_groups")).items():
+                self._state_group_cache.put(group, state)
+                out[group] = state
+        return out
+
     def cache_state_group(self, group: int, state: StateMap) -> None:
         self._state_group_cache.put(group, state)
 
-    def _get_state_group_txn(self, txn: Txn, group: int) -> StateMap:
+    def _get_state_group_txn(self, txn: Txn, group: int, known: dict[int, StateMap] | None = None) -> StateMap:
         chain = []
         current: int | None = group
         while current is not None:
-            cached = self._state_group_cache.get(current)
+            cached = known.get(current) if known else None
+            if cached is None:
+                cached = self._state_group_cache.get(current)
             if cached is not None:
                 base = dict(cached)
                 break
@@ -663,19 +907,54 @@ def _filter_clauses(
 class ThreadStore:
     db: Database
 
-    async def get_thread_roots(self, room_id: str, limit: int, before_stream: int | None) -> list[tuple[str, int]]:
-        """Thread roots of the room by latest activity: (root event id, latest reply position)."""
+    async def get_thread_roots(
+        self, room_id: str, limit: int, before_stream: int | None, up_to_stream: int | None = None
+    ) -> list[tuple[str, int]]:
+        """Thread roots of the room by latest activity: (root event id, latest reply position).
+
+        Only replies that count (see _COUNTED_RELATION: the root is in the same room) make a
+        thread; with ``up_to_stream``, only replies at or before that position (what a user
+        who left saw)."""
 
         def txn_fn(txn: Txn) -> list[tuple[str, int]]:
-            clause = "AND latest < ?" if before_stream is not None else ""
             args: list[Any] = [room_id]
+            bound = ""
+            if up_to_stream is not None:
+                bound = "AND c.stream_ordering <= ?"
+                args.append(up_to_stream)
+            args.append(room_id)
+            clause = ""
             if before_stream is not None:
+                clause = "AND latest < ?"
                 args.append(before_stream)
-            return txn.select_all(
-                "SELECT relates_to, latest FROM (SELECT relates_to, MAX(stream_ordering) AS latest FROM events"
-                " WHERE room_id = ? AND rel_type = 'm.thread' AND rejected_reason IS NULL GROUP BY relates_to) t"
-                f" WHERE 1 = 1 {clause} ORDER BY latest DESC LIMIT ?",
-                args + [limit],
-            )
+            # The root's room is checked once per thread rather than per reply.
+            return [
+                (r[0], r[1])
+                for r in txn.select_all(
+                    "SELECT relates_to, latest FROM (SELECT c.relates_to, MAX(c.stream_ordering) AS latest"
+                    f" FROM events c {_IN_TIMELINE} AND c.room_id = ? AND c.rel_type = 'm.thread' {bound}"
+                    " GROUP BY c.relates_to) t"
+                    " WHERE EXISTS (SELECT 1 FROM events p WHERE p.event_id = t.relates_to AND p.room_id = ?)"
+                    f" {clause} ORDER BY latest DESC LIMIT ?",
+                    args + [limit],
+                )
+            ]
 
         return await self.db.read(txn_fn, name="thread_roots")
+
+    async def get_threads_participated(self, root_ids: list[str], user_id: str) -> set[str]:
+        """The roots among ``root_ids`` with a counted thread reply from ``user_id``."""
+        if not root_ids:
+            return set()
+
+        def txn_fn(txn: Txn) -> set[str]:
+            return {
+                r[0]
+                for r in txn.select_all(
+                    f"SELECT DISTINCT c.relates_to FROM events c {_COUNTED_RELATION}"
+                    f" AND c.relates_to IN ({txn.in_list(root_ids)}) AND c.rel_type = 'm.thread' AND c.sender = ?",
+                    list(root_ids) + [user_id],
+                )
+            }
+
+        return await self.db.read(txn_fn, name="threads_participated")

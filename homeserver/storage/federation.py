@@ -77,7 +77,8 @@ class FederationStore:
                     " VALUES (?, ?, ?, ?, ?) RETURNING id",
                     (dest, kind, room_id, json.dumps(payload), ts),
                 )
-                ids.append(int(row[0]))  # type: ignore[index]
+                assert row is not None  # RETURNING gives the inserted row
+                ids.append(int(row[0]))
             return ids
 
         return await self.db.write(fn, name="add_to_outbox")

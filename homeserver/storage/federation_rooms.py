@@ -4,10 +4,12 @@ turn a stored outlier into a timeline event)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, fields
-from typing import Iterable
+from typing import Any
 
 from homeserver.events.event import Event
+from homeserver.protocol.identifiers import server_name_of
 from homeserver.storage.database import Database, Txn
 from homeserver.storage.events import PersistBatch
 
@@ -20,9 +22,7 @@ class RemotePersistBatch(PersistBatch):
 
 class FederationRoomStore:
     db: Database
-
-    # Provided by EventsStore.
-    _event_cache: object
+    persist_batch: Callable[[PersistBatch], Coroutine[Any, Any, None]]  # EventsStore's
 
     async def get_auth_chain_ids(self, event_ids: Iterable[str]) -> set[str]:
         """Every auth ancestor of the given events (excluding the events themselves
@@ -130,7 +130,7 @@ class FederationRoomStore:
         remote.events = list(batch.events) + list(deoutliers)
         remote.replace_outliers = [e.event_id for e in deoutliers]
         remote.unapplied_redactions = list(unapplied_redactions)
-        await self.persist_batch(remote)  # type: ignore[attr-defined]
+        await self.persist_batch(remote)
 
     def _persist_batch_txn(self, txn: Txn, batch: PersistBatch) -> None:
         # Comes before EventsStore in DataStore's bases: wraps its transaction.
@@ -138,21 +138,22 @@ class FederationRoomStore:
         for i in range(0, len(replace), 500):
             chunk = replace[i : i + 500]
             txn.execute(f"DELETE FROM events WHERE outlier AND event_id IN ({txn.in_list(chunk)})", chunk)
-        super()._persist_batch_txn(txn, batch)  # type: ignore[misc]
+        super()._persist_batch_txn(txn, batch)  # type: ignore[misc]  # EventsStore's: next in DataStore's MRO
         unapplied = batch.unapplied_redactions if isinstance(batch, RemotePersistBatch) else []
         if unapplied:
             txn.execute(f"DELETE FROM redactions WHERE event_id IN ({txn.in_list(unapplied)})", unapplied)
 
     async def get_room_server_names(self, room_id: str) -> set[str]:
         def txn_fn(txn: Txn) -> set[str]:
-            return {
-                r[0].split(":", 1)[1]
+            servers = {
+                server_name_of(r[0])
                 for r in txn.select_all(
                     "SELECT state_key FROM current_state WHERE room_id = ? AND type = 'm.room.member'"
                     " AND membership = 'join'",
                     (room_id,),
                 )
-                if ":" in r[0]
             }
+            servers.discard("")
+            return servers
 
         return await self.db.read(txn_fn, name="room_servers")

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeserver.storage.database import Database, Txn
-from homeserver.util.ids import now_ms
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,27 @@ class PushActionRow:
     highlight: bool
     actions: list[Any]
     ts: int
+
+
+@dataclass(frozen=True)
+class PusherRecord:
+    user_id: str
+    app_id: str
+    pushkey: str
+    kind: str
+    app_display_name: str
+    device_display_name: str
+    profile_tag: str
+    lang: Any
+    data: Any
+    # The device that registered it: the pusher goes with the device.
+    device_id: str | None
+    # When it was (re)registered, sent as the gateway's pushkey_ts.
+    ts: int
+    # The last notification sent (or given up on).
+    last_stream_ordering: int
+    last_success: int | None
+    failing_since: int | None
 
 
 class PushRuleError(Exception):
@@ -74,8 +94,8 @@ class PushStore:
     async def put_push_rule(
         self, user_id: str, kind: str, rule_id: str, rule: dict[str, Any], before: str | None, after: str | None
     ) -> None:
-        """Adds or replaces a user rule. A new rule becomes the most important of its kind
-        unless before/after place it; an updated one keeps its place unless they move it."""
+        """Adds or replaces a user rule. It becomes the most important of its kind unless
+        before/after place it (a replaced rule too, as Synapse)."""
 
         def txn_fn(txn: Txn) -> None:
             rows = txn.select_all(
@@ -94,7 +114,11 @@ class PushStore:
                     order.remove(rule_id)
                 pos = order.index(anchor)
                 order.insert(pos if before else pos + 1, rule_id)
-            elif rule_id not in order:
+            else:
+                # Added again without before/after, it becomes the most important of its
+                # kind again, as on Synapse (which gives it a new top priority).
+                if rule_id in order:
+                    order.remove(rule_id)
                 order.insert(0, rule_id)
             txn.execute("DELETE FROM push_rules WHERE user_id = ? AND kind = ?", (user_id, kind))
             existing[rule_id] = rule
@@ -284,69 +308,105 @@ class PushStore:
 
         return await self.db.read(txn_fn, name="get_notifications")
 
+    async def get_unread_push_actions_for_pusher(
+        self, user_id: str, after: int, up_to: int, limit: int
+    ) -> list[PushActionRow]:
+        """The user's notifications in ``(after, up_to]`` that are still unread, oldest
+        first: what a pusher has left to send (as Synapse's
+        ``get_unread_push_actions_for_user_in_range_for_http``)."""
+
+        def txn_fn(txn: Txn) -> list[PushActionRow]:
+            rows = txn.select_all(
+                "SELECT a.room_id, a.event_id, a.stream_ordering, a.thread_id, a.highlight, a.actions, a.ts"
+                " FROM event_push_actions a"
+                " LEFT JOIN event_push_read t ON t.user_id = a.user_id AND t.room_id = a.room_id AND t.thread_id = a.thread_id"
+                " LEFT JOIN event_push_read u ON u.user_id = a.user_id AND u.room_id = a.room_id AND u.thread_id = ''"
+                " WHERE a.user_id = ? AND a.stream_ordering > ? AND a.stream_ordering <= ?"
+                " AND a.stream_ordering > COALESCE(t.stream_ordering, 0) AND a.stream_ordering > COALESCE(u.stream_ordering, 0)"
+                " ORDER BY a.stream_ordering LIMIT ?",
+                (user_id, after, up_to, limit),
+            )
+            return [PushActionRow(user_id, r[0], r[1], r[2], r[3], bool(r[4]), json.loads(r[5]), r[6]) for r in rows]
+
+        return await self.db.read(txn_fn, name="get_unread_push_actions_for_pusher")
+
     # -- pushers ----------------------------------------------------------------------
 
-    async def get_pushers(self, user_id: str) -> list[dict[str, Any]]:
-        def txn_fn(txn: Txn) -> list[dict[str, Any]]:
-            rows = txn.select_all(
-                "SELECT app_id, pushkey, kind, app_display_name, device_display_name, profile_tag, lang, data"
-                " FROM pushers WHERE user_id = ? ORDER BY created_ts",
-                (user_id,),
-            )
-            out = []
-            for r in rows:
-                p: dict[str, Any] = {
-                    "app_id": r[0],
-                    "pushkey": r[1],
-                    "kind": r[2],
-                    "app_display_name": r[3] or "",
-                    "device_display_name": r[4] or "",
-                    "lang": r[6] or "",
-                    "data": json.loads(r[7]),
-                }
-                if r[5]:
-                    p["profile_tag"] = r[5]
-                out.append(p)
-            return out
+    _PUSHER_COLUMNS = (
+        "user_id, app_id, pushkey, kind, app_display_name, device_display_name, profile_tag, lang, data,"
+        " device_id, created_ts, last_stream_ordering, last_success, failing_since"
+    )
 
-        return await self.db.read(txn_fn, name="get_pushers")
-
-    async def set_pusher(self, user_id: str, device_id: str | None, pusher: dict[str, Any], append: bool) -> None:
-        def txn_fn(txn: Txn) -> None:
-            if not append:
-                # The same device token now belongs to this user only.
-                txn.execute(
-                    "DELETE FROM pushers WHERE app_id = ? AND pushkey = ? AND user_id <> ?",
-                    (pusher["app_id"], pusher["pushkey"], user_id),
-                )
-            txn.upsert(
-                "pushers",
-                {"app_id": pusher["app_id"], "pushkey": pusher["pushkey"], "user_id": user_id},
-                {
-                    "kind": pusher["kind"],
-                    "app_display_name": pusher.get("app_display_name"),
-                    "device_display_name": pusher.get("device_display_name"),
-                    "profile_tag": pusher.get("profile_tag"),
-                    "lang": pusher.get("lang"),
-                    "data": json.dumps(pusher.get("data") or {}),
-                    "device_id": device_id,
-                    "created_ts": now_ms(),
-                },
-            )
-
-        await self.db.write(txn_fn, name="set_pusher")
-
-    async def get_pusher_users(self) -> set[str]:
-        return await self.db.read(
-            lambda txn: {r[0] for r in txn.select_all("SELECT DISTINCT user_id FROM pushers")}, name="get_pusher_users"
+    @staticmethod
+    def _pusher(r: tuple) -> PusherRecord:
+        return PusherRecord(
+            user_id=r[0],
+            app_id=r[1],
+            pushkey=r[2],
+            kind=r[3],
+            app_display_name=r[4] or "",
+            device_display_name=r[5] or "",
+            profile_tag=r[6] or "",
+            lang=r[7],
+            data=json.loads(r[8]),
+            device_id=r[9],
+            ts=r[10],
+            last_stream_ordering=r[11] or 0,
+            last_success=r[12],
+            failing_since=r[13],
         )
 
-    async def delete_pusher_by_key(self, app_id: str, pushkey: str, user_id: str) -> None:
+    async def get_pushers(self, user_id: str) -> list[PusherRecord]:
+        return await self.db.read(
+            lambda txn: [
+                self._pusher(r)
+                for r in txn.select_all(
+                    f"SELECT {self._PUSHER_COLUMNS} FROM pushers WHERE user_id = ? ORDER BY created_ts, app_id, pushkey",
+                    (user_id,),
+                )
+            ],
+            name="get_pushers",
+        )
+
+    async def get_all_pushers(self) -> list[PusherRecord]:
+        return await self.db.read(
+            lambda txn: [self._pusher(r) for r in txn.select_all(f"SELECT {self._PUSHER_COLUMNS} FROM pushers")],
+            name="get_all_pushers",
+        )
+
+    async def get_pushers_by_app_id_and_pushkey(self, app_id: str, pushkey: str) -> list[PusherRecord]:
+        return await self.db.read(
+            lambda txn: [
+                self._pusher(r)
+                for r in txn.select_all(
+                    f"SELECT {self._PUSHER_COLUMNS} FROM pushers WHERE app_id = ? AND pushkey = ?", (app_id, pushkey)
+                )
+            ],
+            name="get_pushers_by_app_id_and_pushkey",
+        )
+
+    async def add_pusher(self, pusher: PusherRecord) -> None:
+        """Adds or replaces the user's pusher of (app_id, pushkey); delivery starts after
+        ``pusher.last_stream_ordering``."""
         await self.db.write(
-            lambda txn: txn.execute(
-                "DELETE FROM pushers WHERE app_id = ? AND pushkey = ? AND user_id = ?", (app_id, pushkey, user_id)
+            lambda txn: txn.upsert(
+                "pushers",
+                {"app_id": pusher.app_id, "pushkey": pusher.pushkey, "user_id": pusher.user_id},
+                {
+                    "kind": pusher.kind,
+                    "app_display_name": pusher.app_display_name,
+                    "device_display_name": pusher.device_display_name,
+                    "profile_tag": pusher.profile_tag,
+                    "lang": pusher.lang,
+                    "data": json.dumps(pusher.data),
+                    "device_id": pusher.device_id,
+                    "created_ts": pusher.ts,
+                    "last_stream_ordering": pusher.last_stream_ordering,
+                    "last_success": None,
+                    "failing_since": None,
+                },
             ),
-            name="delete_pusher_by_key",
+            name="add_pusher",
         )
 
     async def delete_pusher(self, user_id: str, app_id: str, pushkey: str) -> None:
@@ -355,4 +415,35 @@ class PushStore:
                 "DELETE FROM pushers WHERE user_id = ? AND app_id = ? AND pushkey = ?", (user_id, app_id, pushkey)
             ),
             name="delete_pusher",
+        )
+
+    async def update_pusher_last_stream_ordering(
+        self, user_id: str, app_id: str, pushkey: str, last_stream_ordering: int, success_ts: int | None
+    ) -> bool:
+        """Records what a pusher has sent (and, with ``success_ts``, that the gateway took
+        it); False when the pusher has been deleted meanwhile."""
+
+        def txn_fn(txn: Txn) -> bool:
+            if success_ts is None:
+                txn.execute(
+                    "UPDATE pushers SET last_stream_ordering = ? WHERE user_id = ? AND app_id = ? AND pushkey = ?",
+                    (last_stream_ordering, user_id, app_id, pushkey),
+                )
+            else:
+                txn.execute(
+                    "UPDATE pushers SET last_stream_ordering = ?, last_success = ?"
+                    " WHERE user_id = ? AND app_id = ? AND pushkey = ?",
+                    (last_stream_ordering, success_ts, user_id, app_id, pushkey),
+                )
+            return txn.rowcount > 0
+
+        return await self.db.write(txn_fn, name="update_pusher_last_stream_ordering")
+
+    async def update_pusher_failing_since(self, user_id: str, app_id: str, pushkey: str, failing_since: int | None) -> None:
+        await self.db.write(
+            lambda txn: txn.execute(
+                "UPDATE pushers SET failing_since = ? WHERE user_id = ? AND app_id = ? AND pushkey = ?",
+                (failing_since, user_id, app_id, pushkey),
+            ),
+            name="update_pusher_failing_since",
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from homeserver.storage.change_cache import StreamChangeCache
 from homeserver.storage.database import Database, Txn
 
 
@@ -21,6 +22,7 @@ class Receipt:
 
 class ReceiptStore:
     db: Database
+    receipts_changes: StreamChangeCache  # DataStore's
 
     async def put_receipt(self, receipt: Receipt) -> None:
         await self.db.write(
@@ -36,7 +38,7 @@ class ReceiptStore:
             ),
             name="put_receipt",
         )
-        self.receipts_changes.mark(receipt.room_id, receipt.stream_id)  # type: ignore[attr-defined]
+        self.receipts_changes.mark(receipt.room_id, receipt.stream_id)
 
     async def get_receipts_since(self, room_ids: list[str], since: int, up_to: int) -> list[Receipt]:
         if not room_ids:
@@ -68,6 +70,7 @@ class ReceiptStore:
 
 class ToDeviceStore:
     db: Database
+    to_device_changes: StreamChangeCache  # DataStore's
 
     async def add_to_device_messages(self, rows: list[tuple[int, str, str, dict]]) -> None:
         """rows: (stream_id, user_id, device_id, message)."""
@@ -79,16 +82,20 @@ class ToDeviceStore:
             name="add_to_device",
         )
         for stream_id, user_id, device_id, _ in rows:
-            self.to_device_changes.mark((user_id, device_id), stream_id)  # type: ignore[attr-defined]
+            self.to_device_changes.mark((user_id, device_id), stream_id)
 
-    async def get_to_device_messages(self, user_id: str, device_id: str, up_to: int, limit: int = 100) -> tuple[list[dict], int]:
-        """Undelivered messages for the device in order, and the stream id of the last one."""
+    async def get_to_device_messages(
+        self, user_id: str, device_id: str, up_to: int, limit: int = 100, after: int = 0
+    ) -> tuple[list[dict], int]:
+        """Undelivered messages for the device in order, and the stream id of the last one.
+        ``after``: those already sent but not yet acknowledged (a WebSocket stream's frames
+        in flight) are left out."""
 
         def txn_fn(txn: Txn) -> tuple[list[dict], int]:
             rows = txn.select_all(
                 "SELECT stream_id, message FROM to_device_messages WHERE user_id = ? AND device_id = ?"
-                " AND stream_id <= ? ORDER BY stream_id LIMIT ?",
-                (user_id, device_id, up_to, limit),
+                " AND stream_id > ? AND stream_id <= ? ORDER BY stream_id LIMIT ?",
+                (user_id, device_id, after, up_to, limit),
             )
             return [json.loads(r[1]) for r in rows], (rows[-1][0] if rows else 0)
 
@@ -107,6 +114,7 @@ class ToDeviceStore:
 
 class PresenceStore:
     db: Database
+    presence_changes: StreamChangeCache  # DataStore's
 
     async def set_presence(self, user_id: str, state: str, status_msg: str | None, last_active_ts: int, stream_id: int) -> None:
         await self.db.write(
@@ -117,7 +125,7 @@ class PresenceStore:
             ),
             name="set_presence",
         )
-        self.presence_changes.mark(user_id, stream_id)  # type: ignore[attr-defined]
+        self.presence_changes.mark(user_id, stream_id)
 
     async def get_presence(self, user_ids: list[str]) -> dict[str, tuple[str, str | None, int, int]]:
         if not user_ids:

@@ -52,6 +52,15 @@ class UserDirectoryStore:
                     name if isinstance(name, str) else None,
                     avatar if isinstance(avatar, str) else None,
                 )
+            if profiles:
+                # A local user is listed under their profile, not under a name they use in one
+                # room (Synapse's directory does the same: a room-specific name stays private
+                # to that room's members).
+                ids = list(profiles)
+                for user_id, name, avatar in txn.select_all(
+                    f"SELECT user_id, displayname, avatar_url FROM users WHERE user_id IN ({txn.in_list(ids)})", ids
+                ):
+                    profiles[user_id] = (name, avatar)
             for user_id, (name, avatar) in profiles.items():
                 txn.upsert(
                     "user_directory",
@@ -86,7 +95,8 @@ class UserDirectoryStore:
                 "SELECT c.state_key FROM current_state c JOIN local_memberships m ON m.room_id = c.room_id"
                 " WHERE m.user_id = ? AND m.membership = 'join' AND c.type = 'm.room.member' AND c.membership = 'join'"
             )
-            visible, args = shared, [requester]
+            visible = shared
+            args: list[str | int] = [requester]
             if public_rooms:
                 visible += (
                     " UNION SELECT c.state_key FROM current_state c WHERE c.type = 'm.room.member'"

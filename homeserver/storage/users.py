@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from homeserver.storage.change_cache import StreamChangeCache
 from homeserver.storage.database import Database, Txn
+from homeserver.storage.sign_in_factors import remove_user_sign_in_factors_txn
 from homeserver.util.ids import now_ms
 
 
@@ -44,6 +46,18 @@ def _user(row: tuple | None) -> UserRecord | None:
     if row is None:
         return None
     return UserRecord(row[0], row[1], bool(row[2]), bool(row[3]), bool(row[4]), row[5], row[6])
+
+
+def _token_valid_txn(txn: Txn, token: str) -> bool:
+    row = txn.select_one(
+        "SELECT uses_allowed, pending, completed, expiry_time FROM registration_tokens WHERE token = ?", (token,)
+    )
+    if row is None:
+        return False
+    uses_allowed, pending, completed, expiry = row
+    if expiry is not None and expiry < now_ms():
+        return False
+    return uses_allowed is None or pending + completed < uses_allowed
 
 
 def create_user_txn(
@@ -111,13 +125,22 @@ class UserStore:
             name="set_profile",
         )
 
-    async def upgrade_guest(self, user_id: str, password_hash: str | None) -> None:
-        await self.db.write(
-            lambda txn: txn.execute(
-                "UPDATE users SET is_guest = ?, password_hash = ? WHERE user_id = ?", (False, password_hash, user_id)
-            ),
-            name="upgrade_guest",
-        )
+    async def upgrade_guest(self, user_id: str, password_hash: str | None) -> bool:
+        """A guest becomes a full account (same id); the guest's opaque access tokens end
+        with the guest, as Synapse refuses them afterwards. False if the account is not a
+        guest (any more)."""
+
+        def txn_fn(txn: Txn) -> bool:
+            txn.execute(
+                "UPDATE users SET is_guest = ?, password_hash = ? WHERE user_id = ? AND is_guest = ?",
+                (False, password_hash, user_id, True),
+            )
+            if txn.rowcount != 1:
+                return False
+            txn.execute("DELETE FROM access_tokens WHERE user_id = ?", (user_id,))
+            return True
+
+        return await self.db.write(txn_fn, name="upgrade_guest")
 
     async def deactivate_user(self, user_id: str) -> None:
         def txn_fn(txn: Txn) -> None:
@@ -130,6 +153,8 @@ class UserStore:
             txn.execute("DELETE FROM refresh_tokens WHERE user_id = ?", (user_id,))
             txn.execute("DELETE FROM devices WHERE user_id = ?", (user_id,))
             txn.execute("DELETE FROM to_device_messages WHERE user_id = ?", (user_id,))
+            # Its OPAQUE record, TOTP, passkeys and recovery codes go with the password.
+            remove_user_sign_in_factors_txn(txn, user_id)
 
         await self.db.write(txn_fn, name="deactivate_user")
 
@@ -290,24 +315,36 @@ class UserStore:
     # -- registration tokens -------------------------------------------------
 
     async def registration_token_valid(self, token: str) -> bool:
+        return await self.db.read(lambda txn: _token_valid_txn(txn, token), name="registration_token_valid")
+
+    async def hold_registration_token(self, token: str) -> bool:
+        """Counts a registration in progress against the token (``pending``), if it is
+        valid; False if not."""
+
         def txn_fn(txn: Txn) -> bool:
-            row = txn.select_one(
-                "SELECT uses_allowed, pending, completed, expiry_time FROM registration_tokens WHERE token = ?",
-                (token,),
-            )
-            if row is None:
+            if not _token_valid_txn(txn, token):
                 return False
-            uses_allowed, pending, completed, expiry = row
-            if expiry is not None and expiry < now_ms():
-                return False
-            return uses_allowed is None or pending + completed < uses_allowed
+            txn.execute("UPDATE registration_tokens SET pending = pending + 1 WHERE token = ?", (token,))
+            return True
 
-        return await self.db.read(txn_fn, name="registration_token_valid")
+        return await self.db.write(txn_fn, name="hold_registration_token")
 
-    async def use_registration_token(self, token: str) -> None:
+    async def release_registration_token(self, token: str) -> None:
+        """A held use whose registration never completed."""
         await self.db.write(
             lambda txn: txn.execute(
-                "UPDATE registration_tokens SET completed = completed + 1 WHERE token = ?", (token,)
+                "UPDATE registration_tokens SET pending = pending - 1 WHERE token = ? AND pending > 0", (token,)
+            ),
+            name="release_registration_token",
+        )
+
+    async def use_registration_token(self, token: str) -> None:
+        """A held use completed: pending becomes completed."""
+        await self.db.write(
+            lambda txn: txn.execute(
+                "UPDATE registration_tokens SET completed = completed + 1,"
+                " pending = CASE WHEN pending > 0 THEN pending - 1 ELSE 0 END WHERE token = ?",
+                (token,),
             ),
             name="use_registration_token",
         )
@@ -343,6 +380,7 @@ class UserStore:
 
 class DeviceListStore:
     db: Database
+    device_list_changes: StreamChangeCache  # DataStore's
 
     async def add_device_list_change(self, user_id: str, stream_id: int) -> None:
         await self.db.write(
@@ -351,7 +389,7 @@ class DeviceListStore:
             ),
             name="device_list_change",
         )
-        self.device_list_changes.mark(user_id, stream_id)  # type: ignore[attr-defined]
+        self.device_list_changes.mark(user_id, stream_id)
 
     async def get_device_list_changes(self, user_ids: set[str] | None, since: int, up_to: int) -> set[str]:
         """Users (of those given, or all) whose device lists changed in (since, up_to]."""

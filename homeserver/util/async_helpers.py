@@ -37,7 +37,7 @@ class SharedResult(Generic[T]):
         for d in waiters:
             d.errback(self._failure)
 
-    def wait(self) -> "defer.Deferred[T]":
+    def wait(self) -> defer.Deferred[T]:
         if self._done:
             if self._failure is not None:
                 return defer.fail(self._failure)

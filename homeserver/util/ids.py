@@ -8,6 +8,8 @@ import secrets
 import string
 import time
 
+from homeserver.protocol.identifiers import server_name_of
+
 # The historical user id grammar Synapse accepts for remote users; local registration uses
 # the strict one.
 _LOCALPART_STRICT = re.compile(r"^[a-z0-9._=\-/+]+$")
@@ -37,7 +39,8 @@ def split_id(identifier: str, sigil: str) -> tuple[str, str]:
     """Splits ``@local:server`` style ids; raises ValueError if malformed."""
     if len(identifier) < 3 or identifier[0] != sigil or ":" not in identifier:
         raise ValueError(f"not a valid {sigil} identifier: {identifier!r}")
-    local, server = identifier[1:].split(":", 1)
+    server = server_name_of(identifier)
+    local = identifier[1 : len(identifier) - len(server) - 1]
     if not server or not _SERVER_NAME.match(server):
         raise ValueError(f"invalid server name in {identifier!r}")
     return local, server
@@ -66,8 +69,8 @@ def is_valid_alias(alias: str) -> bool:
     return bool(local) and len(alias) <= MAX_ID_LENGTH
 
 
-def server_of(identifier: str) -> str:
-    return identifier.split(":", 1)[1] if ":" in identifier else ""
+# The server part of an id ("" without one): the protocol package's one parser.
+server_of = server_name_of
 
 
 def check_localpart(localpart: str) -> str | None:

@@ -38,8 +38,8 @@ async def raw_federation_request(
     port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
     """An HTTPS request to a federation listener with exactly the given headers."""
-    from zope.interface import implementer
     from twisted.web.iweb import IPolicyForHTTPS
+    from zope.interface import implementer
 
     policy = implementer(IPolicyForHTTPS)(_InsecurePolicy)()
     agent = Agent(reactor, contextFactory=policy, pool=HTTPConnectionPool(reactor, persistent=False))

@@ -30,7 +30,7 @@ class AuthTest(unittest.TestCase):
                               signed_body if signed_body is not None else body)
         if kid is not None:
             header = header.replace(f'key="ed25519:{key.version}"', f'key="{kid}"')
-        return await raw_federation_request(b.hs.federation_listening_port, method, path, body, {"Authorization": header})
+        return await raw_federation_request(b.hs.federation.listening_port, method, path, body, {"Authorization": header})
 
     async def test_signatures(self) -> None:
         a, b = await self._pair()
@@ -39,7 +39,7 @@ class AuthTest(unittest.TestCase):
         code, body = await self._call(a, b, path)
         self.assertEqual(code, 200, body)
 
-        code, body = await raw_federation_request(b.hs.federation_listening_port, "GET", path)
+        code, body = await raw_federation_request(b.hs.federation.listening_port, "GET", path)
         self.assertEqual((code, body["errcode"]), (401, "M_UNAUTHORIZED"))
 
         forged = generate_signing_key(a.hs.signing_key.version)  # same key id, wrong key
@@ -58,7 +58,7 @@ class AuthTest(unittest.TestCase):
         self.assertEqual((code, body["errcode"]), (401, "M_UNAUTHORIZED"), body)
 
         code, body = await raw_federation_request(
-            b.hs.federation_listening_port, "GET", path, headers={"Authorization": "X-Matrix garbage"}
+            b.hs.federation.listening_port, "GET", path, headers={"Authorization": "X-Matrix garbage"}
         )
         self.assertEqual((code, body["errcode"]), (401, "M_UNAUTHORIZED"), body)
 
@@ -109,7 +109,7 @@ class AuthTest(unittest.TestCase):
                 seen.append((origin, len(pdus)))
                 return {"$ok": None, "$bad": "rejected"}
 
-        b.hs.federation_events = FakeIngest()
+        b.hs.federation.ingest = FakeIngest()
         too_many = {"pdus": [{}] * 51, "edus": []}
         code, body = await self._call(a, b, "/_matrix/federation/v1/send/big", method="PUT", body=too_many)
         self.assertEqual((code, body["errcode"]), (400, "M_BAD_JSON"))
@@ -130,7 +130,7 @@ class AuthTest(unittest.TestCase):
 
     async def test_unauthenticated_endpoints(self) -> None:
         a = await start_federating(self)
-        port = a.hs.federation_listening_port
+        port = a.hs.federation.listening_port
         code, body = await raw_federation_request(port, "GET", "/_matrix/federation/v1/version")
         self.assertEqual((code, body["server"]["name"]), (200, "WSPR"))
         code, body = await raw_federation_request(port, "GET", "/_matrix/federation/v1/openid/userinfo?access_token=nope")

@@ -28,7 +28,7 @@ class DiscoveryRoutingTest(unittest.TestCase):
         b = await start_federating(self)
         dns = FakeDNS()
         dns.well_known["friendly.test"] = (200, b'{"m.server": "matrix.friendly.test"}', 600)
-        dns.srv["_matrix-fed._tcp.matrix.friendly.test"] = [(0, 0, "127.0.0.1", b.hs.federation_listening_port)]
+        dns.srv["_matrix-fed._tcp.matrix.friendly.test"] = [(0, 0, "127.0.0.1", b.hs.federation.listening_port)]
         transport = await self._transport(a, dns)
         version = await transport.request("friendly.test", "GET", "/_matrix/federation/v1/version")
         self.assertEqual(version["server"]["name"], "WSPR")
@@ -43,7 +43,7 @@ class DiscoveryRoutingTest(unittest.TestCase):
         a = await start_federating(self, ip_range_blocklist=["127.0.0.0/8"])
         b = await start_federating(self)
         dns = FakeDNS()
-        dns.srv["_matrix-fed._tcp.sneaky.test"] = [(0, 0, "127.0.0.1", b.hs.federation_listening_port)]
+        dns.srv["_matrix-fed._tcp.sneaky.test"] = [(0, 0, "127.0.0.1", b.hs.federation.listening_port)]
         transport = await self._transport(a, dns)
         with self.assertRaises(FederationDenied):
             await transport.request("sneaky.test", "GET", "/_matrix/federation/v1/version")

@@ -131,11 +131,11 @@ class KeyringTest(unittest.TestCase):
             self.assertEqual(len(resp["server_keys"]), 1, resp)
             entry = resp["server_keys"][0]
             self.assertEqual(entry["server_name"], c.server_name)
-            await a.hs.keyring.verify_json_for_server(c.server_name, entry)
-            await a.hs.keyring.verify_json_for_server(b.server_name, entry)
+            await a.hs.federation.keyring.verify_json_for_server(c.server_name, entry)
+            await a.hs.federation.keyring.verify_json_for_server(b.server_name, entry)
         # and its own keys
         code, resp = await raw_federation_request(
-            b.hs.federation_listening_port, "POST", "/_matrix/key/v2/query", {"server_keys": {b.server_name: {}}}
+            b.hs.federation.listening_port, "POST", "/_matrix/key/v2/query", {"server_keys": {b.server_name: {}}}
         )
         self.assertEqual(code, 200)
         kid = f"ed25519:{b.hs.signing_key.version}"

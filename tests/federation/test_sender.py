@@ -74,7 +74,8 @@ class SenderTest(unittest.TestCase):
         self.assertEqual([e["content"]["n"] for e in t.edus() if e["edu_type"] != "m.typing"], list(range(150)))
         # nothing is ever sent to ourselves; the outbox is empty afterwards
         self.assertEqual({d for d, _ in t.txns}, {"remote.example"})
-        self.assertEqual(await sender.store.count_outbox("remote.example"), (0, 0))
+        # The outbox rows go once each answer is in (a write after the response): wait for it.
+        await wait_for(lambda: _check(sender.store.count_outbox("remote.example"), lambda c: c == (0, 0)))
 
     async def test_backoff_is_exponential_capped_and_reset(self) -> None:
         _, sender, t = await self._sender()

@@ -1,4 +1,5 @@
-"""Pure pieces of federation: X-Matrix headers, server ACLs, the IP filter, discovery."""
+"""Pure pieces of federation: X-Matrix headers, server ACLs, discovery (the IP filter is in
+tests/homeserver/test_ip_filter.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,8 @@ import json
 from twisted.trial import unittest
 
 from federation.discovery import Candidate, ServerDiscovery, parse_cache_control, split_server_name
-from federation.ip_filter import IPFilter
 from federation.server_acl import server_acl_allows
 from federation.transport.xmatrix import parse_auth_header, request_json, sign_request
-from homeserver.config import DEFAULT_IP_RANGE_BLOCKLIST
 from homeserver.protocol.signing import SignatureError, generate_signing_key, get_verify_key, verify_json
 
 
@@ -96,21 +95,6 @@ class ServerAclTest(unittest.TestCase):
             for name in names:
                 expected = evaluator.server_matches_acl_event(parse_server_name(name)[0])
                 self.assertEqual(server_acl_allows(content, name), expected, (content, name))
-
-
-class IPFilterTest(unittest.TestCase):
-    def test_default_blocklist(self) -> None:
-        f = IPFilter(DEFAULT_IP_RANGE_BLOCKLIST)
-        for ip in ("127.0.0.1", "10.1.2.3", "192.168.0.1", "::1", "fe80::1", "::ffff:127.0.0.1", "169.254.1.1"):
-            self.assertFalse(f.is_allowed(ip), ip)
-        for ip in ("8.8.8.8", "2001:4860::8888", "[2a00:1450::1]"):
-            self.assertTrue(f.is_allowed(ip), ip)
-
-    def test_allowlist_overrides(self) -> None:
-        f = IPFilter(DEFAULT_IP_RANGE_BLOCKLIST, ["127.0.0.0/8"])
-        self.assertTrue(f.is_allowed("127.0.0.1"))
-        self.assertFalse(f.is_allowed("10.0.0.1"))
-        self.assertTrue(IPFilter([]).is_allowed("127.0.0.1"))
 
 
 class FakeDNS:

@@ -67,6 +67,17 @@ class ConfigTest(unittest.TestCase):
         self._write(self.data)
         self._expect_error("federation.ip_range_blocklist")
 
+    def test_default_room_version(self) -> None:
+        self.assertEqual(load_config(self.path).default_room_version, "11")
+        for value, expected in (("1", "1"), (9, "9"), ("12", "12")):
+            self.data["default_room_version"] = value
+            self._write(self.data)
+            self.assertEqual(load_config(self.path).default_room_version, expected)
+        for bad in ("13", "0", "9.1"):
+            self.data["default_room_version"] = bad
+            self._write(self.data)
+            self._expect_error("default_room_version")
+
     def test_rate_limits_off(self) -> None:
         self.data["rate_limits"] = {"enabled": False}
         self._write(self.data)
@@ -87,3 +98,33 @@ class ConfigTest(unittest.TestCase):
         del self.data["server_name"]
         self._write(self.data)
         self._expect_error("server_name")
+
+    def test_x_forwarded(self) -> None:
+        config = load_config(self.path)
+        self.assertFalse(config.client_listener.x_forwarded)
+        self.assertEqual(config.client_listener.trusted_proxies, ())
+        # On, without a list: a proxy on the same machine.
+        self.data["listeners"]["client"]["x_forwarded"] = True
+        self._write(self.data)
+        config = load_config(self.path)
+        self.assertTrue(config.client_listener.x_forwarded)
+        self.assertEqual(config.client_listener.trusted_proxies, ("127.0.0.0/8", "::1/128"))
+        self.data["listeners"]["client"]["trusted_proxies"] = ["10.0.0.0/8", "2001:db8::/32"]
+        self._write(self.data)
+        self.assertEqual(load_config(self.path).client_listener.trusted_proxies, ("10.0.0.0/8", "2001:db8::/32"))
+        self.data["listeners"]["client"]["trusted_proxies"] = ["proxy.example"]
+        self._write(self.data)
+        self._expect_error("listeners.client.trusted_proxies")
+        self.data["listeners"]["client"]["trusted_proxies"] = []
+        self._write(self.data)
+        self._expect_error("listeners.client.trusted_proxies")
+
+    def test_login_limits(self) -> None:
+        config = load_config(self.path)
+        self.assertEqual((config.rate_limits.login_failed_attempts.per_second, config.rate_limits.login_failed_attempts.burst), (0.17, 3))
+        self.data["rate_limits"]["login_failed_attempts"] = {"per_second": 0.01, "burst": 5}
+        self.data["rate_limits"]["login_account"] = {"per_second": 1, "burst": 2}
+        self._write(self.data)
+        config = load_config(self.path)
+        self.assertEqual(config.rate_limits.login_failed_attempts.burst, 5)
+        self.assertEqual(config.rate_limits.login_account.per_second, 1.0)

@@ -7,7 +7,10 @@ these tests do not need: each test runs its scenario to completion in a fresh as
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, TypeVar
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from tests.support.txaio_framework import asyncio_txaio
 
 T = TypeVar("T")
 
@@ -16,4 +19,5 @@ def run(coro: Awaitable[T], timeout: float = 60) -> T:
     async def _bounded() -> T:
         return await asyncio.wait_for(coro, timeout)
 
-    return asyncio.run(_bounded())
+    with asyncio_txaio():
+        return asyncio.run(_bounded())

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +15,8 @@ from livekit import rtc
 from media_sfu.config import SFUConfig
 from media_sfu.server import SFUServer
 from media_sfu.tokens import mint_access_token
+
+log = logging.getLogger(__name__)
 
 API_KEY = "testkey"
 API_SECRET = "s" * 40
@@ -55,7 +59,7 @@ class CallClient:
     muted_seen: list[tuple[str, str]] = field(default_factory=list)
     unpublished_seen: list[tuple[str, str]] = field(default_factory=list)
     data_seen: list[tuple[str, bytes, str]] = field(default_factory=list)
-    local_tracks: dict[str, object] = field(default_factory=dict)
+    local_tracks: dict[str, rtc.LocalVideoTrack | rtc.LocalAudioTrack] = field(default_factory=dict)
 
     def rx(self, identity: str, kind: str) -> Received:
         return self.received.setdefault((identity, kind), Received())
@@ -175,7 +179,16 @@ class CallClient:
 
 
 def colour_close(a: tuple[int, int, int] | None, b: tuple[int, int, int], tol: int = 40) -> bool:
-    return a is not None and all(abs(x - y) <= tol for x, y in zip(a, b))
+    return a is not None and all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
+
+
+async def leave_all(clients: Iterable[CallClient], timeout: float = 5) -> None:
+    """Teardown: every client leaves; one that cannot (already gone, stuck) does not stop the rest."""
+    for c in clients:
+        try:
+            await asyncio.wait_for(c.leave(), timeout)
+        except Exception:
+            log.debug("client leave failed during teardown", exc_info=True)
 
 
 async def wait_for(pred, timeout: float, interval: float = 0.2) -> bool:

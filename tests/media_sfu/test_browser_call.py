@@ -54,17 +54,21 @@ class BrowserCallTest(unittest.TestCase):
         self._call("wspr-shared-e2ee-key-for-tests!!")
 
     def _call(self, e2ee_key: str | None) -> None:
+        site = tempfile.mkdtemp(prefix="sfu_browser_")
+        self.addCleanup(shutil.rmtree, site, True)
+        shutil.copy(os.path.join(HERE, "browser", "index.html"), site)
+        os.symlink(os.path.join(LK_DIR, "node_modules"), os.path.join(site, "node_modules"))
+        http = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"], cwd=site,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(http.wait)
+        self.addCleanup(http.terminate)  # cleanups run last-in first-out
+
         async def scenario():
-            site = tempfile.mkdtemp(prefix="sfu_browser_")
-            self.addCleanup(shutil.rmtree, site, True)
-            shutil.copy(os.path.join(HERE, "browser", "index.html"), site)
-            os.symlink(os.path.join(LK_DIR, "node_modules"), os.path.join(site, "node_modules"))
-            http = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"], cwd=site,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             server = await start_sfu()
             py = CallClient("pyuser", 0)
             node = None
             try:
+                assert http.stdout is not None
                 line = await asyncio.get_running_loop().run_in_executor(None, http.stdout.readline)
                 port = int(line.split("port ")[1].split()[0])
                 await py.join(server.url, "mixed", e2ee_key=e2ee_key.encode() if e2ee_key else None)
@@ -76,9 +80,12 @@ class BrowserCallTest(unittest.TestCase):
                     stdout=asyncio.subprocess.PIPE, env={**os.environ, "CHROMIUM": CHROMIUM})
                 last: dict = {}
 
+                node_out = node.stdout
+                assert node_out is not None
+
                 async def read():
                     nonlocal last
-                    async for raw in node.stdout:
+                    async for raw in node_out:
                         last = json.loads(raw)
 
                 reader = asyncio.ensure_future(read())
@@ -95,8 +102,10 @@ class BrowserCallTest(unittest.TestCase):
                 done = await wait_for(ok, 25)
                 self.assertTrue(done, f"browser: {last}; python: {py.received}")
                 self.assertIsNone(last.get("err"))
-                room = server.rooms.get("mixed")
-                track = next(t for t in room.by_identity("browser").published.values() if t.kind == "video")
+                room = server.rooms.rooms["mixed"]
+                browser = room.by_identity("browser")
+                assert browser is not None
+                track = next(t for t in browser.published.values() if t.kind == "video")
                 self.assertTrue(track.simulcast)
                 self.assertGreaterEqual(len(track.layer_ssrc), 2)
                 if e2ee_key:
@@ -111,7 +120,5 @@ class BrowserCallTest(unittest.TestCase):
                     await node.wait()
                 await py.leave()
                 await server.stop()
-                http.terminate()
-                http.wait()
 
         run(scenario(), timeout=90)

@@ -8,7 +8,14 @@ import time
 from twisted.trial import unittest
 
 from .asyncio_helper import run
-from .livekit_call import COLOURS, CallClient, colour_close, start_sfu, wait_for
+from .livekit_call import (
+    COLOURS,
+    CallClient,
+    colour_close,
+    leave_all,
+    start_sfu,
+    wait_for,
+)
 
 MIN_VIDEO_FRAMES = 15
 MIN_LOUD_AUDIO_FRAMES = 50  # 0.5 s of clearly audible tone
@@ -84,18 +91,14 @@ class ThreePartyCallTest(unittest.TestCase):
                 self.assertTrue(await wait_for(
                     lambda: all("user0" in c.disconnected_peers for c in clients[1:]), 10))
                 self.assertTrue(await wait_for(
-                    lambda: len(server.rooms.get("call").participants) == 2, 5))
+                    lambda: len(server.rooms.rooms["call"].participants) == 2, 5))
                 self.assertLess(time.monotonic() - t0, 5)
                 # the remaining two keep receiving each other
-                before = clients[1].rx("user2", "video").video_frames
+                frames_before = clients[1].rx("user2", "video").video_frames
                 self.assertTrue(await wait_for(
-                    lambda: clients[1].rx("user2", "video").video_frames > before + 5, 10))
+                    lambda: clients[1].rx("user2", "video").video_frames > frames_before + 5, 10))
             finally:
-                for c in clients:
-                    try:
-                        await asyncio.wait_for(c.leave(), 5)
-                    except Exception:
-                        pass
+                await leave_all(clients)
                 await server.stop()
 
         run(scenario(), timeout=120)
@@ -126,7 +129,7 @@ class EncryptedCallTest(unittest.TestCase):
                         for c in clients for o in clients if o is not c)
 
                 self.assertTrue(await wait_for(ok, 30), {c.identity: c.received for c in clients})
-                room = server.rooms.get("secret")
+                room = server.rooms.rooms["secret"]
                 for p in room.participants.values():
                     for info in (p.track_infos[sid] for sid in p.published):
                         self.assertEqual(info.encryption, models.Encryption.GCM)
@@ -135,11 +138,7 @@ class EncryptedCallTest(unittest.TestCase):
                         for pub in rp.track_publications.values():
                             self.assertEqual(pub.encryption_type, rtc.EncryptionType.GCM)
             finally:
-                for c in clients:
-                    try:
-                        await asyncio.wait_for(c.leave(), 5)
-                    except Exception:
-                        pass
+                await leave_all(clients)
                 await server.stop()
 
         run(scenario(), timeout=90)
@@ -163,11 +162,7 @@ class DataBeforeMediaTest(unittest.TestCase):
                     lambda: all(c.rx(o.identity, "video").video_frames > 10 for c in clients for o in clients
                                 if o is not c), 20))
             finally:
-                for c in clients:
-                    try:
-                        await asyncio.wait_for(c.leave(), 5)
-                    except Exception:
-                        pass
+                await leave_all(clients)
                 await server.stop()
 
         run(scenario(), timeout=60)
@@ -189,13 +184,15 @@ class SimulcastTest(unittest.TestCase):
                 await pub.publish(audio=False, size=(640, 480))
                 rx = sub.rx("pub", "video")
                 self.assertTrue(await wait_for(lambda: rx.video_frames > 10 and rx.size == (640, 480), 20), rx)
-                track = next(iter(server.rooms.get("layers").by_identity("pub").published.values()))
+                publisher = server.rooms.rooms["layers"].by_identity("pub")
+                assert publisher is not None
+                track = next(iter(publisher.published.values()))
                 self.assertTrue(track.simulcast)
                 self.assertGreaterEqual(len(track.layer_ssrc), 2)
 
                 publication = next(iter(sub.room.remote_participants["pub"].track_publications.values()))
                 self.assertTrue(publication.simulcasted)
-                low = min(track.info.layers, key=lambda l: l.width)
+                low = min(track.info.layers, key=lambda layer: layer.width)
                 self.assertLess(low.width, 640)
                 publication.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_LOW)
                 self.assertTrue(await wait_for(lambda: rx.size == (low.width, low.height), 10), rx)
@@ -208,11 +205,7 @@ class SimulcastTest(unittest.TestCase):
                 publication.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_HIGH)
                 self.assertTrue(await wait_for(lambda: rx.size == (640, 480), 10), rx)
             finally:
-                for c in (pub, sub):
-                    try:
-                        await asyncio.wait_for(c.leave(), 5)
-                    except Exception:
-                        pass
+                await leave_all((pub, sub))
                 await server.stop()
 
         run(scenario(), timeout=90)
@@ -229,8 +222,8 @@ class ManualSubscriptionTest(unittest.TestCase):
                 await pub.join(server.url, "manual")
                 await sub.join(server.url, "manual", auto_subscribe=False)
                 await pub.publish()
-                self.assertTrue(await wait_for(lambda: len(sub.room.remote_participants.get("mpub").track_publications) == 2
-                                               if sub.room.remote_participants.get("mpub") else False, 10))
+                self.assertTrue(await wait_for(lambda: "mpub" in sub.room.remote_participants and len(
+                    sub.room.remote_participants["mpub"].track_publications) == 2, 10))
                 await asyncio.sleep(1.0)
                 self.assertEqual(sub.received, {})
                 video = next(p for p in sub.room.remote_participants["mpub"].track_publications.values()
@@ -239,11 +232,7 @@ class ManualSubscriptionTest(unittest.TestCase):
                 self.assertTrue(await wait_for(lambda: sub.rx("mpub", "video").video_frames > 10, 15))
                 self.assertNotIn(("mpub", "audio"), sub.received)
             finally:
-                for c in (pub, sub):
-                    try:
-                        await asyncio.wait_for(c.leave(), 5)
-                    except Exception:
-                        pass
+                await leave_all((pub, sub))
                 await server.stop()
 
         run(scenario(), timeout=60)
@@ -274,6 +263,7 @@ class DropTest(unittest.TestCase):
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "tests.media_sfu.dropper", server.url, "crashy", cwd=root,
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+                assert proc.stdout is not None
                 line = await asyncio.wait_for(proc.stdout.readline(), 30)
                 self.assertEqual(line.strip(), b"READY")
                 self.assertTrue(await wait_for(lambda: stay.rx("dropper", "video").video_frames > 5, 15))
@@ -282,7 +272,7 @@ class DropTest(unittest.TestCase):
                 await proc.wait()
                 self.assertTrue(await wait_for(lambda: "dropper" in stay.disconnected_peers, 10))
                 self.assertLess(time.monotonic() - t0, 5)
-                self.assertEqual([p.identity for p in server.rooms.get("crashy").participants.values()], ["stayer"])
+                self.assertEqual([p.identity for p in server.rooms.rooms["crashy"].participants.values()], ["stayer"])
             finally:
                 if proc is not None and proc.returncode is None:
                     proc.kill()

@@ -6,7 +6,6 @@ WSPR, and from Synapse."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import socket
 import time
@@ -21,7 +20,7 @@ from tests.support.synapse import free_port, start_synapse_peer, synapse_client
 from tests.support.wspr import MatrixClient, start_homeserver
 
 from .asyncio_helper import run
-from .livekit_call import COLOURS, CallClient, colour_close, wait_for
+from .livekit_call import COLOURS, CallClient, colour_close, leave_all, wait_for
 
 MIN_VIDEO_FRAMES = 10
 MIN_LOUD_AUDIO_FRAMES = 20
@@ -135,11 +134,7 @@ class CallThroughHomeserverTest(unittest.TestCase):
                     gone = await wait_for(lambda: all(identities[2] in c.disconnected_peers for c in (clients[0], clients[1], clients[3])), 15)
                     return {"ok": ok, "report": report, "gone": gone, "names": names}
                 finally:
-                    for c in clients:
-                        try:
-                            await asyncio.wait_for(c.leave(), 5)
-                        except Exception:
-                            pass
+                    await leave_all(clients)
 
             return run(go(), timeout=150)
 

@@ -1,5 +1,6 @@
 import os
 import tempfile
+from typing import Any
 
 from twisted.trial import unittest
 
@@ -32,7 +33,7 @@ class ConfigTests(unittest.TestCase):
         self.assertEqual(c.ice_servers[1].urls, ("stun:stun.example.org",))
 
     def test_errors_name_the_key(self):
-        cases = {
+        cases: dict[str, dict[str, Any]] = {
             "sfu.port": {"port": 70000},
             "sfu.api_secret": {"api_secret": "short"},
             "sfu.bind_address": {"bind_address": "nope"},

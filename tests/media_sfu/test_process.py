@@ -13,6 +13,8 @@ import urllib.request
 
 from twisted.trial import unittest
 
+from tests.support.txaio_framework import asyncio_txaio
+
 from .asyncio_helper import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,12 +50,13 @@ class ThreadTests(unittest.TestCase):
         from .livekit_call import sfu_config
 
         server = SFUServer(sfu_config())
-        url = server.start_in_thread()
-        try:
-            with urllib.request.urlopen(url.replace("ws://", "http://") + "/healthz", timeout=5) as r:
-                self.assertEqual(r.read(), b"OK")
-        finally:
-            server.stop_in_thread()
+        with asyncio_txaio():
+            url = server.start_in_thread()
+            try:
+                with urllib.request.urlopen(url.replace("ws://", "http://") + "/healthz", timeout=5) as r:
+                    self.assertEqual(r.read(), b"OK")
+            finally:
+                server.stop_in_thread()
         self.assertIsNone(server._thread)
 
 
@@ -65,7 +68,7 @@ class ProcessTests(unittest.TestCase):
         self.addCleanup(os.unlink, path)
         return path
 
-    def spawn(self, path: str) -> subprocess.Popen:
+    def spawn(self, path: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "media_sfu", "--config", path], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -75,6 +78,7 @@ class ProcessTests(unittest.TestCase):
             f"server_name: example.org\nsfu:\n  port: {port}\n  api_secret: {'q' * 32}\n"
             f"  rtc: {{public_ip: 127.0.0.1, udp_port_min: 43000, udp_port_max: 43100}}\n")
         proc = self.spawn(path)
+        assert proc.stdout is not None
         try:
             deadline = time.monotonic() + 15
             while True:

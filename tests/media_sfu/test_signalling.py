@@ -201,7 +201,7 @@ class LifecycleTests(unittest.TestCase):
                             upd = (await recv(a, "update", timeout=0.5)).update
                             if upd.participants[0].state == models.ParticipantInfo.State.DISCONNECTED:
                                 gone = upd.participants[0].identity
-                        except asyncio.TimeoutError:
+                        except TimeoutError:
                             pass
                     self.assertEqual(gone, "b")
                     self.assertLess(asyncio.get_running_loop().time() - t0, 5)

@@ -83,7 +83,7 @@ class VerifyTests(unittest.TestCase):
     def test_garbage_and_none_alg(self):
         self.assertRaises(TokenError, verify_access_token, "", {KEY: SECRET})
         self.assertRaises(TokenError, verify_access_token, "a.b.c", {KEY: SECRET})
-        unsigned = jwt.encode({"iss": KEY, "sub": "x", "exp": time.time() + 60}, None, algorithm="none")
+        unsigned = jwt.encode({"iss": KEY, "sub": "x", "exp": time.time() + 60}, "", algorithm="none")
         self.assertRaises(TokenError, verify_access_token, unsigned, {KEY: SECRET})
 
     def test_lk_jwt_service_style_token(self):

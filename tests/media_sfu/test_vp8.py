@@ -1,6 +1,11 @@
 from twisted.trial import unittest
 
-from media_sfu.vp8 import PictureIdRewriter, descriptor_ids, is_keyframe_start, rewrite_ids
+from media_sfu.vp8 import (
+    PictureIdRewriter,
+    descriptor_ids,
+    is_keyframe_start,
+    rewrite_ids,
+)
 
 
 def payload(pid: int | None = None, tl0: int | None = None, start=True, key=True, pid15=True) -> bytes:

@@ -39,6 +39,7 @@ import hmac
 import ipaddress
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -60,7 +61,17 @@ class SynapseStartError(RuntimeError):
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that was free a moment ago."""
+    """Return a TCP port that was free a moment ago, below Linux's ephemeral range
+    (32768-60999): a port the kernel picked there could be handed to an outgoing
+    connection (of this or another test worker) before the server binds it."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
@@ -80,7 +91,7 @@ def _self_signed_cert(cert_path: str, key_path: str, names: list[str]) -> None:
         except ValueError:
             sans.append(x509.DNSName(n))
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -378,7 +389,7 @@ class SynapseServer:
             yaml.safe_dump(cfg, f, sort_keys=False)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "SynapseServer":
+    def start(self) -> SynapseServer:
         if self.proc is not None:
             raise RuntimeError("already started")
         os.makedirs(self.workdir, exist_ok=True)
@@ -476,7 +487,7 @@ class SynapseServer:
                 proc.wait(5)
         self._cleanup_after_exit()
 
-    def __enter__(self) -> "SynapseServer":
+    def __enter__(self) -> SynapseServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -22,8 +22,8 @@ from urllib.parse import quote
 import treq
 import yaml
 from twisted.internet import defer, reactor
-from twisted.web.client import HTTPConnectionPool
 from twisted.trial import unittest
+from twisted.web.client import HTTPConnectionPool
 
 from homeserver.app import HomeServer
 from homeserver.cli import main as wspr_main
@@ -169,7 +169,7 @@ class MatrixClient:
         self._txn = 0
 
     @classmethod
-    async def register(cls, base_url: str, username: str, password: str = "correct horse") -> "MatrixClient":
+    async def register(cls, base_url: str, username: str, password: str = "correct horse") -> MatrixClient:
         anon = cls(base_url)
         code, body = await anon.raw("POST", "/_matrix/client/v3/register", {"username": username, "password": password})
         assert code == 401, body
@@ -181,7 +181,7 @@ class MatrixClient:
         return cls(base_url, body["access_token"], body["user_id"], body["device_id"])
 
     @classmethod
-    async def login(cls, base_url: str, user: str, password: str = "correct horse", **extra: Any) -> "MatrixClient":
+    async def login(cls, base_url: str, user: str, password: str = "correct horse", **extra: Any) -> MatrixClient:
         body = await cls(base_url).request(
             "POST",
             "/_matrix/client/v3/login",

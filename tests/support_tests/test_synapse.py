@@ -9,9 +9,9 @@ import urllib.parse
 import uuid
 
 import treq
-from twisted.web.client import HTTPConnectionPool
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
+from twisted.web.client import HTTPConnectionPool
 
 from tests.support.synapse import SynapseServer
 

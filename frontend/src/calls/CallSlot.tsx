@@ -1,6 +1,5 @@
-import { useEffect, useState } from "react";
 import type { MatrixClient, Room } from "matrix-js-sdk";
-import { activeCallMembers } from "./rtc";
+import { useCallMembers } from "./rtc";
 import { callStore, useActiveCall } from "./store";
 import { IconVideo } from "./icons";
 import "./slot.css";
@@ -11,23 +10,17 @@ export const callsEnabled = import.meta.env.VITE_WSPR_CALLS !== "0";
 /**
  * The room header's call button: starts or joins the room's group call (MatrixRTC with a LiveKit SFU),
  * shows "Join call (N)" while members have live `org.matrix.msc3401.call.member` state, and brings a
- * tucked-away call back. The call itself lives in CallHost. RoomView re-renders on room state events,
- * which is what keeps the count fresh.
+ * tucked-away call back. The call itself lives in CallHost. The room's MatrixRTC session keeps the
+ * count fresh (memberships arriving, leaving, expiring).
  */
 export function CallSlot({ client, room }: { client: MatrixClient; room: Room }) {
   const call = useActiveCall();
-  const [, setNow] = useState(0);
-  // memberships expire with time, not only with events
-  useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), 30000);
-    return () => clearInterval(t);
-  }, []);
+  const members = useCallMembers(client, room);
 
   if (!callsEnabled || room.getMyMembership() !== "join") return null;
   const inThisCall = call?.roomId === room.roomId;
   const me = client.getSafeUserId();
   const myDevice = client.getDeviceId();
-  const members = activeCallMembers(room);
   const others = members.filter((m) => !(m.userId === me && m.deviceId === myDevice));
   const count = new Set(members.map((m) => `${m.userId}|${m.deviceId}`)).size;
   const live = others.length > 0 || inThisCall;

@@ -10,9 +10,10 @@ import {
   Track,
 } from "livekit-client";
 import type { MatrixClient, Room } from "matrix-js-sdk";
+import { MatrixRTCSessionEvent } from "matrix-js-sdk/lib/matrixrtc/index.js";
 import { Avatar } from "../components/Avatar";
 import { describeError } from "../lib/errors";
-import { clearCallMembership, clearCallMembershipOnUnload, discoverLivekitService, getSfuCredentials, localpart, sendCallMembership } from "./rtc";
+import { callSession, clearCallMembershipOnUnload, discoverLivekitService, getSfuCredentials, joinCall, leaveCall, localpart } from "./rtc";
 import { gridShape } from "./layout";
 import { IconMic, IconMicOff, IconPhoneOff, IconVideo, IconVideoOff } from "./icons";
 import "./call.css";
@@ -74,6 +75,12 @@ export default function CallView({
 
   useEffect(() => {
     let cancelled = false;
+    const session = callSession(client, room);
+    const leave = () => {
+      if (!joined.current) return;
+      joined.current = false;
+      void leaveCall(client, room).catch(() => {});
+    };
     const onChange = () => bump();
     for (const e of ROOM_EVENTS) lk.on(e, onChange);
     const onState = (s: ConnectionState) => {
@@ -82,19 +89,30 @@ export default function CallView({
     };
     const onDisconnected = (reason?: DisconnectReason) => {
       if (cancelled) return;
-      if (joined.current) {
-        joined.current = false;
-        void clearCallMembership(client, room.roomId).catch(() => {});
-      }
+      leave();
       if (reason !== DisconnectReason.CLIENT_INITIATED) {
         setPhase("ended");
         setError("The call was disconnected.");
       }
     };
+    // The SDK gave up sending our membership (e.g. no power for call.member state in this room): media
+    // still flows; only the room's "in call" list (and Element Call's) won't show us.
+    const onMembershipError = (e: unknown) => {
+      console.warn("[wspr] call membership not sent", e);
+      if (cancelled) return;
+      const forbidden = (e as { errcode?: unknown } | null)?.errcode === "M_FORBIDDEN";
+      const f = describeError(e);
+      setError(
+        forbidden
+          ? "You're in the call, but this room doesn't let you announce it, so others may not see that you joined. A room admin can allow it."
+          : `You're in the call, but others may not see that you joined (${f.title}${f.detail ? `: ${f.detail}` : ""}).`,
+      );
+    };
     lk.on(RoomEvent.ConnectionStateChanged, onState);
     lk.on(RoomEvent.Disconnected, onDisconnected);
+    session.on(MatrixRTCSessionEvent.MembershipManagerError, onMembershipError);
     const onUnload = () => {
-      if (joined.current) clearCallMembershipOnUnload(client, room.roomId);
+      if (joined.current) clearCallMembershipOnUnload(client, room);
     };
     window.addEventListener("pagehide", onUnload);
 
@@ -107,16 +125,12 @@ export default function CallView({
       if (cancelled) return;
       joined.current = true;
       setPhase("connected");
-      await sendCallMembership(client, room.roomId, service).catch((e) => {
-        // media still flows; only the room's "in call" list (and Element Call's) won't show us
-        console.warn("[wspr] call membership not sent", e);
-        if (!cancelled) setError("You're in the call, but this room doesn't let you announce it, so others may not see that you joined. A room admin can allow it.");
-      });
+      joinCall(client, room, service);
       // no camera or microphone (or permission refused) still lets you join and watch
       await lk.localParticipant.setMicrophoneEnabled(true).catch((e) => console.warn("[wspr] microphone", e));
       await lk.localParticipant.setCameraEnabled(true).catch((e) => console.warn("[wspr] camera", e));
       bump();
-    })().catch((e) => {
+    })().catch((e: unknown) => {
       if (cancelled) return;
       console.warn("[wspr] call failed", e);
       setPhase("failed");
@@ -130,14 +144,12 @@ export default function CallView({
       for (const e of ROOM_EVENTS) lk.off(e, onChange);
       lk.off(RoomEvent.ConnectionStateChanged, onState);
       lk.off(RoomEvent.Disconnected, onDisconnected);
+      session.off(MatrixRTCSessionEvent.MembershipManagerError, onMembershipError);
       window.removeEventListener("pagehide", onUnload);
       void lk.disconnect();
-      if (joined.current) {
-        joined.current = false;
-        void clearCallMembership(client, room.roomId).catch(() => {});
-      }
+      leave();
     };
-  }, [client, room.roomId, lk]);
+  }, [client, room, lk]);
 
   const local = lk.localParticipant;
   const participants: Participant[] = phase === "connecting" || phase === "failed" ? [] : [local, ...lk.remoteParticipants.values()];

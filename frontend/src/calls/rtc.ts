@@ -1,10 +1,19 @@
-// MatrixRTC plumbing for group calls, kept free of livekit-client so the chat bundle stays small
-// and so it can be unit-tested: SFU discovery, the LiveKit token, and Element Call's
-// `org.matrix.msc3401.call.member` state events (so WSPR and Element Call users see each other).
-import type { MatrixClient, Room } from "matrix-js-sdk";
+// MatrixRTC for group calls, kept free of livekit-client so the chat bundle stays small and it can be
+// unit-tested. Who is in a room's call, joining and leaving it: matrix-js-sdk's MatrixRTCSession (the
+// code Element Call uses, so both write and read the same `org.matrix.msc3401.call.member` state).
+// What the SDK leaves to the application, and so lives here: finding the homeserver's LiveKit service,
+// getting a LiveKit token from it, and a leave that survives the page closing.
+import { EventType, type MatrixClient, type Room } from "matrix-js-sdk";
+import {
+  isLivekitTransportConfig,
+  MatrixRTCSessionEvent,
+  type CallMembership,
+  type LivekitTransport,
+  type MatrixRTCSession,
+} from "matrix-js-sdk/lib/matrixrtc/index.js";
+import { useEffect, useState } from "react";
 
-export const CALL_MEMBER_EVENT = "org.matrix.msc3401.call.member";
-export const LEGACY_SLOT = "m.call#ROOM";
+export const CALL_MEMBER_EVENT = EventType.GroupCallMemberPrefix;
 /** How long a membership counts as live if it is never cleared (tab closed, crash). Element Call: 4 h. */
 export const MEMBERSHIP_EXPIRES_MS = 4 * 60 * 60 * 1000;
 
@@ -28,43 +37,28 @@ export const CALL_FRIENDLY_POWER_LEVELS = {
   },
 };
 
-export interface LivekitTransport {
-  type: "livekit";
-  livekit_service_url: string;
-}
-
 export interface SfuCredentials {
   url: string;
   jwt: string;
 }
 
-export interface OpenIdToken {
-  access_token: string;
-  token_type: string;
-  matrix_server_name: string;
-  expires_in: number;
-}
-
 type FetchFn = (input: string, init?: RequestInit) => Promise<Response>;
-
-export function isLivekitTransport(t: unknown): t is LivekitTransport {
-  return !!t && typeof t === "object" && (t as { type?: unknown }).type === "livekit" && typeof (t as { livekit_service_url?: unknown }).livekit_service_url === "string";
-}
 
 /**
  * The LiveKit token service for calls on this homeserver: MSC4143 `rtc/transports` first, then
  * `.well-known/matrix/client` `org.matrix.msc4143.rtc_foci` (what older homeservers and Element Web use).
  * Returns the service URL without a trailing slash, or null when the homeserver offers no SFU.
+ * (The SDK leaves transport discovery to the application; Element Call does the same two steps.)
  */
 export async function discoverLivekitService(client: MatrixClient, fetchFn: FetchFn = fetch): Promise<string | null> {
   try {
     const transports = await client._unstable_getRTCTransports();
-    const t = ((transports ?? []) as unknown[]).find(isLivekitTransport);
+    const t = (transports ?? []).find(isLivekitTransportConfig);
     if (t) return t.livekit_service_url.replace(/\/+$/, "");
   } catch {
     // 404 / M_UNRECOGNIZED: an older homeserver; fall through to .well-known
   }
-  let wk: Record<string, unknown> | undefined = client.getClientWellKnown?.() as Record<string, unknown> | undefined;
+  let wk: Record<string, unknown> | undefined = client.getClientWellKnown();
   if (!wk?.["org.matrix.msc4143.rtc_foci"]) {
     try {
       const base = client.getHomeserverUrl().replace(/\/+$/, "");
@@ -75,7 +69,7 @@ export async function discoverLivekitService(client: MatrixClient, fetchFn: Fetc
     }
   }
   const foci = wk?.["org.matrix.msc4143.rtc_foci"];
-  const t = Array.isArray(foci) ? foci.find(isLivekitTransport) : undefined;
+  const t = Array.isArray(foci) ? (foci as unknown[]).find(isLivekitTransportConfig) : undefined;
   return t ? t.livekit_service_url.replace(/\/+$/, "") : null;
 }
 
@@ -98,27 +92,28 @@ async function postJson(fetchFn: FetchFn, url: string, body: unknown): Promise<S
   } catch {
     /* not JSON */
   }
-  if (!r.ok) throw new CallTokenError(String(data.error ?? `The call service answered ${r.status}`), r.status, data.errcode as string | undefined);
+  if (!r.ok) {
+    const message = typeof data.error === "string" ? data.error : `The call service answered ${r.status}`;
+    throw new CallTokenError(message, r.status, typeof data.errcode === "string" ? data.errcode : undefined);
+  }
   if (typeof data.url !== "string" || typeof data.jwt !== "string") throw new CallTokenError("The call service gave no SFU address", r.status);
   return { url: data.url, jwt: data.jwt };
 }
 
+/** The slot our sessions use: Element Call's room call, `m.call#ROOM` (call_id "" on the wire). */
+export const LEGACY_SLOT = "m.call#ROOM";
+
 /**
  * A LiveKit token for `roomId` from the lk-jwt-service compatible service at `serviceUrl`, proving who we
- * are with an OpenID token from our homeserver.
+ * are with an OpenID token from our homeserver. (The SDK has no client for the token service.)
  *
- * We publish legacy (session) `call.member` state events, for which matrix-js-sdk and Element Call expect
- * the LiveKit identity `${userId}:${deviceId}`; that is what the legacy `/sfu/get` issues, so we ask there
- * first and use MSC4195 `/get_token` (identity = sha256 over [user, device, member id]) only when a service
- * no longer has the legacy route.
+ * Our memberships are legacy (session) `call.member` state events, for which matrix-js-sdk and Element
+ * Call expect the LiveKit identity `${userId}:${deviceId}`; that is what the legacy `/sfu/get` issues, so
+ * we ask there first and use MSC4195 `/get_token` (identity = sha256 over [user, device, member id]) only
+ * when a service no longer has the legacy route.
  */
-export async function getSfuCredentials(
-  client: MatrixClient,
-  serviceUrl: string,
-  roomId: string,
-  fetchFn: FetchFn = fetch,
-): Promise<SfuCredentials> {
-  const openid = (await client.getOpenIdToken()) as unknown as OpenIdToken;
+export async function getSfuCredentials(client: MatrixClient, serviceUrl: string, roomId: string, fetchFn: FetchFn = fetch): Promise<SfuCredentials> {
+  const openid = await client.getOpenIdToken();
   const userId = client.getSafeUserId();
   const deviceId = client.getDeviceId() ?? "";
   try {
@@ -148,84 +143,62 @@ export async function livekitIdentityFor(userId: string, deviceId: string, membe
   return btoa(s).replace(/=+$/, "");
 }
 
-export function callMemberStateKey(userId: string, deviceId: string): string {
-  return `_${userId}_${deviceId}_m.call`;
+/** The room's call session (one per room for the client's lifetime; it tracks memberships as state arrives). */
+export function callSession(client: MatrixClient, room: Room): MatrixRTCSession {
+  return client.matrixRTC.getRoomSession(room);
 }
 
-export function callMemberContent(deviceId: string, serviceUrl: string, roomId: string, now = Date.now()): Record<string, unknown> {
-  return {
-    application: "m.call",
-    call_id: "",
-    scope: "m.room",
-    device_id: deviceId,
-    created_ts: now,
-    expires: MEMBERSHIP_EXPIRES_MS,
-    focus_active: { type: "livekit", focus_selection: "oldest_membership" },
-    foci_preferred: [{ type: "livekit", livekit_service_url: serviceUrl, livekit_alias: roomId }],
-  };
+/** Everyone with a live membership in the room's call (one entry per device, oldest first), kept current. */
+export function useCallMembers(client: MatrixClient, room: Room): CallMembership[] {
+  const session = callSession(client, room);
+  const [memberships, setMemberships] = useState<CallMembership[]>(session.memberships);
+  useEffect(() => {
+    const onChange = (_old: CallMembership[], now: CallMembership[]) => setMemberships(now);
+    session.on(MatrixRTCSessionEvent.MembershipsChanged, onChange);
+    // the session may have recalculated between render and subscription
+    void session.initialMembershipCalculated.then(() => setMemberships(session.memberships));
+    return () => void session.off(MatrixRTCSessionEvent.MembershipsChanged, onChange);
+  }, [session]);
+  return memberships;
 }
 
-export interface CallMember {
-  userId: string;
-  deviceId: string;
-  /** the LiveKit identity this member's media arrives under (legacy session membership) */
-  identity: string;
-}
-
-/** Is this `call.member` state event a live membership of the room's call at `now`? */
-export interface StateEventLike {
-  getContent(): object;
-  getSender(): string | null | undefined;
-  getTs(): number;
-  getStateKey(): string | undefined;
-}
-
-export function liveMembership(ev: StateEventLike, now = Date.now()): CallMember | null {
-  const c = ev.getContent() as Record<string, unknown>;
-  const sender = ev.getSender();
-  if (!sender || !c || typeof c !== "object") return null;
-  if (c.application !== "m.call" || (c.call_id ?? "") !== "" || typeof c.device_id !== "string") return null;
-  if (c.scope !== undefined && c.scope !== "m.room") return null;
-  // the state key belongs to the sender (`_@user:hs_DEVICE...` or `@user:hs_DEVICE...`)
-  const key = ev.getStateKey() ?? "";
-  if (!key.startsWith(`_${sender}_`) && !key.startsWith(`${sender}_`) && key !== sender) return null;
-  const start = typeof c.created_ts === "number" ? c.created_ts : ev.getTs();
-  const expires = typeof c.expires === "number" ? c.expires : MEMBERSHIP_EXPIRES_MS;
-  if (start + expires <= now) return null;
-  return { userId: sender, deviceId: c.device_id, identity: memberIdFor(sender, c.device_id) };
-}
-
-/** Everyone with a live membership in the room's call (one entry per device). */
-export function activeCallMembers(room: Room, now = Date.now()): CallMember[] {
-  const events = room.currentState.getStateEvents(CALL_MEMBER_EVENT) ?? [];
-  const out: CallMember[] = [];
-  for (const ev of events) {
-    const m = liveMembership(ev, now);
-    if (m && room.getMember(m.userId)?.membership === "join") out.push(m);
-  }
-  return out;
-}
-
-/** Announce that this device is in the room's call. */
-export async function sendCallMembership(client: MatrixClient, roomId: string, serviceUrl: string): Promise<void> {
+/**
+ * Announces this device in the room's call, with the LiveKit service we found as the preferred focus
+ * (`focus_active` "oldest_membership", as Element Call). The SDK keeps the membership fresh until
+ * `leaveCall`. Media keys are not managed: WSPR's call media is not end-to-end encrypted yet.
+ */
+export function joinCall(client: MatrixClient, room: Room, serviceUrl: string): MatrixRTCSession {
+  const session = callSession(client, room);
+  const userId = client.getSafeUserId();
   const deviceId = client.getDeviceId() ?? "";
-  await client.sendStateEvent(roomId, CALL_MEMBER_EVENT as never, callMemberContent(deviceId, serviceUrl, roomId) as never, callMemberStateKey(client.getSafeUserId(), deviceId));
+  const focus: LivekitTransport = { type: "livekit", livekit_service_url: serviceUrl, livekit_alias: room.roomId };
+  session.joinRTCSession({ userId, deviceId, memberId: memberIdFor(userId, deviceId) }, [focus], undefined, {
+    manageMediaKeys: false,
+    membershipEventExpiryMs: MEMBERSHIP_EXPIRES_MS,
+  });
+  return session;
 }
 
-/** Clear this device's membership (empty content = left). */
-export async function clearCallMembership(client: MatrixClient, roomId: string): Promise<void> {
-  const deviceId = client.getDeviceId() ?? "";
-  await client.sendStateEvent(roomId, CALL_MEMBER_EVENT as never, {} as never, callMemberStateKey(client.getSafeUserId(), deviceId));
+/** Leaves the room's call (the membership becomes `{}`); resolves once sent, or after `timeoutMs`. */
+export async function leaveCall(client: MatrixClient, room: Room, timeoutMs = 5000): Promise<void> {
+  await callSession(client, room).leaveRoomSession(timeoutMs);
 }
 
 /**
  * Best-effort leave while the page is going away (tab closed, reload): a keepalive request, since
- * ordinary fetches are cancelled on unload.
+ * ordinary fetches are cancelled on unload. The SDK covers this case with a delayed leave event
+ * (MSC4140), which only works where the homeserver supports delayed events; WSPR doesn't yet.
+ * We empty the state event the SDK sent for this device.
  */
-export function clearCallMembershipOnUnload(client: MatrixClient, roomId: string): void {
-  const deviceId = client.getDeviceId() ?? "";
-  const key = callMemberStateKey(client.getSafeUserId(), deviceId);
-  const url = `${client.getHomeserverUrl().replace(/\/+$/, "")}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/${encodeURIComponent(CALL_MEMBER_EVENT)}/${encodeURIComponent(key)}`;
+export function clearCallMembershipOnUnload(client: MatrixClient, room: Room): void {
+  const me = client.getSafeUserId();
+  const device = client.getDeviceId() ?? "";
+  const mine = room.currentState
+    .getStateEvents(CALL_MEMBER_EVENT)
+    .find((ev) => ev.getSender() === me && ev.getContent<{ device_id?: unknown }>().device_id === device);
+  const key = mine?.getStateKey();
+  if (!key) return;
+  const url = `${client.getHomeserverUrl().replace(/\/+$/, "")}/_matrix/client/v3/rooms/${encodeURIComponent(room.roomId)}/state/${encodeURIComponent(CALL_MEMBER_EVENT)}/${encodeURIComponent(key)}`;
   try {
     void fetch(url, { method: "PUT", keepalive: true, headers: { Authorization: `Bearer ${client.getAccessToken()}`, "Content-Type": "application/json" }, body: "{}" }).catch(() => {});
   } catch {

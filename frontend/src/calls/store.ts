@@ -17,7 +17,7 @@ function set(next: ActiveCall | null): void {
 
 export const callStore = {
   get: (): ActiveCall | null => current,
-  subscribe(fn: () => void): () => void {
+  subscribe: (fn: () => void): (() => void) => {
     listeners.add(fn);
     return () => listeners.delete(fn);
   },

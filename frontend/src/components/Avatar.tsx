@@ -15,7 +15,8 @@ export function Avatar({
   name: string;
   mxc?: string | null;
   size?: number;
-  presence?: "online" | "unavailable" | "offline" | string;
+  /** m.presence: "online", "unavailable", "offline" (or anything a server invents) */
+  presence?: string;
 }) {
   const { url } = useMedia(client, mxc ? { mxc, size: size <= 48 ? 96 : 256 } : null);
   return (

@@ -1,6 +1,7 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { passwordLogin, register, RegistrationNeedsInput, type Session } from "../lib/auth";
 import { resolveHomeserver } from "../lib/discovery";
+import { beginOAuth, chooseFlow, oauthMetadata, redirectUriFor, type LoginFlow } from "../lib/oauth";
 import { describeError, formatWait, type FriendlyError } from "../lib/errors";
 import { Logo } from "./Icons";
 
@@ -12,7 +13,42 @@ function defaultServer(): string {
   return "";
 }
 
-export function Login({ onSession }: { onSession: (s: Session) => void }) {
+/** The server's way in: OAuth when it offers the API (asked once the address stops changing), else passwords. */
+function useLoginFlow(server: string): { flow: LoginFlow | null; baseUrl: string | null } {
+  const [found, setFound] = useState<{ server: string; baseUrl: string; flow: LoginFlow } | null>(null);
+  useEffect(() => {
+    if (!server.trim()) return;
+    let cancelled = false;
+    const t = setTimeout(() => {
+      void (async () => {
+        try {
+          const baseUrl = await resolveHomeserver(server);
+          const flow = chooseFlow(await oauthMetadata(baseUrl));
+          if (!cancelled) setFound({ server, baseUrl, flow });
+        } catch {
+          /* not a server (yet): the form says so when it is sent */
+        }
+      })();
+    }, 400);
+    return () => {
+      cancelled = true;
+      clearTimeout(t);
+    };
+  }, [server]);
+  return found?.server === server ? { flow: found.flow, baseUrl: found.baseUrl } : { flow: null, baseUrl: null };
+}
+
+export function Login({
+  onSession,
+  initialError = null,
+  navigate = (url) => location.assign(url),
+}: {
+  onSession: (s: Session) => void;
+  /** a failed OAuth sign-in, shown when the browser comes back */
+  initialError?: FriendlyError | null;
+  /** leaves for the server's sign-in page */
+  navigate?: (url: string) => void;
+}) {
   const [mode, setMode] = useState<"login" | "register">("login");
   const [server, setServer] = useState(defaultServer);
   const [username, setUsername] = useState("");
@@ -21,9 +57,9 @@ export function Login({ onSession }: { onSession: (s: Session) => void }) {
   const [token, setToken] = useState("");
   const [needToken, setNeedToken] = useState(false);
   const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<FriendlyError | null>(null);
+  const [error, setError] = useState<FriendlyError | null>(initialError);
   const [waitUntil, setWaitUntil] = useState(0);
-  const [now, setNow] = useState(Date.now());
+  const [now, setNow] = useState(() => Date.now());
 
   useEffect(() => {
     if (waitUntil <= Date.now()) return;
@@ -31,11 +67,20 @@ export function Login({ onSession }: { onSession: (s: Session) => void }) {
     return () => clearInterval(t);
   }, [waitUntil]);
   const waiting = waitUntil > now;
+  const { flow } = useLoginFlow(server);
+  const oauth = flow?.kind === "oauth";
+  const serverHost = (() => {
+    try {
+      return new URL(flow?.kind === "oauth" ? flow.metadata.issuer : "").host;
+    } catch {
+      return server.trim();
+    }
+  })();
 
   async function submit(e: FormEvent) {
     e.preventDefault();
     setError(null);
-    if (mode === "register" && password !== confirm) {
+    if (!oauth && mode === "register" && password !== confirm) {
       setError({ title: "Passwords don't match", detail: "Type the same password twice." });
       return;
     }
@@ -43,9 +88,17 @@ export function Login({ onSession }: { onSession: (s: Session) => void }) {
     try {
       const baseUrl = await resolveHomeserver(server);
       localStorage.setItem("wspr.lastServer", server.trim());
+      // the server's own sign-in pages when it offers the OAuth 2.0 API (asked again: the form may be
+      // sent before the address was checked), else the password form
+      const chosen = chooseFlow(await oauthMetadata(baseUrl));
+      if (chosen.kind === "oauth") {
+        navigate(await beginOAuth(baseUrl, chosen.metadata, { register: mode === "register", redirectUri: redirectUriFor(location) }));
+        return; // leaving the page: stay busy
+      }
       const session =
         mode === "login" ? await passwordLogin(baseUrl, username, password) : await register(baseUrl, username, password, token || undefined);
       onSession(session);
+      setBusy(false);
     } catch (err) {
       if (err instanceof RegistrationNeedsInput) {
         if (err.needs.kind === "token") {
@@ -65,7 +118,6 @@ export function Login({ onSession }: { onSession: (s: Session) => void }) {
           setNow(Date.now());
         }
       }
-    } finally {
       setBusy(false);
     }
   }
@@ -92,6 +144,14 @@ export function Login({ onSession }: { onSession: (s: Session) => void }) {
           <span>Homeserver</span>
           <input name="homeserver" value={server} onChange={(e) => setServer(e.target.value)} placeholder="example.org or https://matrix.example.org" autoComplete="url" required inputMode="url" />
         </label>
+        {oauth && (
+          <p className="muted small" data-testid="oauth-note">
+            {mode === "login" ? "You'll sign in" : "You'll create your account"} on {serverHost}'s own page (where your password, passkeys and
+            two-step sign-in live), then come back here.
+          </p>
+        )}
+        {!oauth && (
+        <>
         <label className="field">
           <span>Username</span>
           <input name="username" value={username} onChange={(e) => setUsername(e.target.value)} placeholder="alice" autoComplete="username" autoCapitalize="none" required />
@@ -106,7 +166,9 @@ export function Login({ onSession }: { onSession: (s: Session) => void }) {
             <input name="confirm" type="password" value={confirm} onChange={(e) => setConfirm(e.target.value)} autoComplete="new-password" required />
           </label>
         )}
-        {mode === "register" && needToken && (
+        </>
+        )}
+        {!oauth && mode === "register" && needToken && (
           <label className="field">
             <span>Registration token</span>
             <input name="token" value={token} onChange={(e) => setToken(e.target.value)} autoComplete="off" required />

@@ -1,13 +1,19 @@
 import { useState } from "react";
 import type { MatrixClient, Room, RoomMember } from "matrix-js-sdk";
 import type { TimelineItem } from "../lib/timeline";
-import { plainTextOf } from "../lib/timeline";
+import { plainTextOf, textField } from "../lib/timeline";
 import { prepareReceivedHtml } from "../lib/markdown";
 import { describeDecryptionFailure } from "../lib/errors";
-import { useMedia } from "../lib/media";
+import { MediaBody } from "./media/MediaBody";
+import { ThreadSummary } from "./threads/ThreadSummary";
+import { IconThread } from "./threads/icons";
+import type { ThreadInfo, ThreadUnread } from "./threads/threadInfo";
+import { LinkPreviews, Linkified } from "./media/LinkPreview";
 import { formatTime } from "../lib/rooms";
 import { Avatar } from "./Avatar";
-import { IconEdit, IconFile, IconReply, IconShieldAlert, IconSmile, IconTrash } from "./Icons";
+import { IconEdit, IconPlus, IconReply, IconShieldAlert, IconSmile, IconTrash } from "./Icons";
+import { EmojiPicker } from "./EmojiPicker";
+import "./mentions.css";
 import { useEventShield } from "./trust";
 
 const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "🙏"];
@@ -25,20 +31,29 @@ interface Props {
   onDelete: () => void;
   onReact: (key: string, mine?: string) => void;
   onRetry: () => void;
+  /** the thread this message starts (a summary under it), and opening it / replying in it */
+  thread?: ThreadInfo;
+  threadUnread?: ThreadUnread | null;
+  onThread?: () => void;
 }
 
-function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trustEpoch, onReply, onEdit, onDelete, onReact, onRetry }: Props) {
+function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trustEpoch, onReply, onEdit, onDelete, onReact, onRetry, thread, threadUnread, onThread }: Props) {
   const [picker, setPicker] = useState(false);
+  // the picker opens beside the button that asked for it
+  const [fullPicker, setFullPicker] = useState<HTMLElement | null>(null);
   const me = client.getSafeUserId();
   const mine = item.sender === me;
   const member = room.getMember(item.sender);
   const name = member?.name ?? item.sender;
   const shield = useEventShield(client, item.event, `${item.event.getClearContent() ? 1 : 0}:${trustEpoch}`);
   const canInteract = !item.redacted && !item.pending && item.decryptionFailure === undefined;
+  // the push rules' verdict: mentions of me (by name, pill or m.mentions) and keywords
+  const highlight = !mine && canInteract && !!client.getPushActionsForEvent(item.event)?.tweaks?.highlight;
+  const react = (key: string) => onReact(key, item.reactions.find((r) => r.key === key)?.mine);
 
   return (
     <div
-      className={`msg ${mine ? "mine" : ""} ${grouped ? "grouped" : ""} ${item.pending ? "pending" : ""}`}
+      className={`msg ${mine ? "mine" : ""} ${grouped ? "grouped" : ""} ${item.pending ? "pending" : ""} ${highlight ? "highlight" : ""}`}
       data-testid="message"
       data-event-id={item.id}
       data-sender={item.sender}
@@ -60,7 +75,7 @@ function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trust
         ) : null}
         <div className="msg-body-row">
           <div className="msg-body" data-testid="message-body">
-            <Body client={client} item={item} />
+            <Body client={client} room={room} item={item} me={me} />
             {item.edited && !item.redacted && <span className="muted small edited"> (edited)</span>}
           </div>
           {shield.colour !== "none" && !item.redacted && (
@@ -70,6 +85,9 @@ function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trust
           )}
           {grouped && <span className="muted small hover-time">{formatTime(item.ts)}</span>}
         </div>
+        {canInteract && (item.content.msgtype === "m.text" || item.content.msgtype === "m.notice" || item.content.msgtype === "m.emote") && (
+          <LinkPreviews client={client} text={textField(item.content.body)} ts={item.ts} encrypted={item.encrypted} />
+        )}
         {item.failed && (
           <div className="msg-failed small">
             Not sent. <button className="link" onClick={onRetry}>Retry</button>
@@ -84,6 +102,7 @@ function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trust
             ))}
           </div>
         )}
+        {thread && onThread && <ThreadSummary client={client} room={room} info={thread} unread={threadUnread ?? null} onOpen={onThread} />}
         {receipts.length > 0 && (
           <div className="receipts" title={`Seen by ${receipts.map((m) => m.name).join(", ")}`}>
             {receipts.slice(0, 5).map((m) => (
@@ -101,6 +120,11 @@ function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trust
           <button className="icon-btn sm" aria-label="Reply" onClick={onReply}>
             <IconReply width={16} height={16} />
           </button>
+          {onThread && (
+            <button className="icon-btn sm" aria-label="Reply in thread" onClick={onThread} data-testid="reply-in-thread">
+              <IconThread width={16} height={16} />
+            </button>
+          )}
           {mine && item.content.msgtype === "m.text" && (
             <button className="icon-btn sm" aria-label="Edit" onClick={onEdit}>
               <IconEdit width={16} height={16} />
@@ -118,13 +142,31 @@ function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trust
                   key={k}
                   onClick={() => {
                     setPicker(false);
-                    onReact(k, item.reactions.find((r) => r.key === k)?.mine);
+                    react(k);
                   }}
                 >
                   {k}
                 </button>
               ))}
+              <button className="more-reactions" aria-label="More reactions" title="More reactions" data-testid="more-reactions" onClick={(e) => setFullPicker(e.currentTarget)}>
+                <IconPlus width={16} height={16} />
+              </button>
             </div>
+          )}
+          {fullPicker && (
+            <EmojiPicker
+              anchor={fullPicker}
+              label="React with an emoji"
+              onPick={(u) => {
+                setFullPicker(null);
+                setPicker(false);
+                react(u);
+              }}
+              onClose={() => {
+                setFullPicker(null);
+                setPicker(false);
+              }}
+            />
           )}
         </div>
       )}
@@ -132,7 +174,7 @@ function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trust
   );
 }
 
-function Body({ client, item }: { client: MatrixClient; item: TimelineItem }) {
+function Body({ client, room, item, me }: { client: MatrixClient; room: Room; item: TimelineItem; me: string }) {
   if (item.redacted) return <span className="muted deleted">Message deleted</span>;
   if (item.decryptionFailure === null) return <span className="muted decrypting">Decrypting…</span>;
   if (item.decryptionFailure !== undefined) {
@@ -147,61 +189,24 @@ function Body({ client, item }: { client: MatrixClient; item: TimelineItem }) {
   const c = item.content;
   switch (c.msgtype) {
     case "m.image":
-      return <ImageBody client={client} content={c} />;
     case "m.file":
     case "m.video":
     case "m.audio":
-      return <FileBody client={client} content={c} />;
+      return <MediaBody client={client} room={room} eventId={item.id} content={c} />;
     case "m.emote":
-      return <em>* {String(c.body ?? "")}</em>;
+      return <em>* {textField(c.body)}</em>;
     default:
       if (c.format === "org.matrix.custom.html" && typeof c.formatted_body === "string") {
-        return <span className="html" dangerouslySetInnerHTML={{ __html: prepareReceivedHtml(c.formatted_body) }} />;
+        return <span className="html" dangerouslySetInnerHTML={{ __html: prepareReceivedHtml(c.formatted_body, me) }} />;
       }
-      return <span className="text">{String(c.body ?? "")}</span>;
+      return (
+        <span className="text">
+          <Linkified text={textField(c.body)} />
+        </span>
+      );
   }
-}
-
-function ImageBody({ client, content }: { client: MatrixClient; content: Record<string, any> }) {
-  const { url, error } = useMedia(client, { mxc: content.url, file: content.file, mimetype: content.info?.mimetype });
-  const w = content.info?.w as number | undefined;
-  const h = content.info?.h as number | undefined;
-  const maxW = 320;
-  const scale = w && w > maxW ? maxW / w : 1;
-  const style = w && h ? { width: Math.round(w * scale), aspectRatio: `${w} / ${h}` } : { width: 240, height: 180 };
-  if (error) return <span className="muted">🖼️ {content.body} (couldn't load: {error})</span>;
-  return (
-    <a className="image" href={url} target="_blank" rel="noreferrer" style={style} data-testid="image">
-      {url ? <img src={url} alt={content.body ?? "image"} /> : <span className="image-loading" />}
-    </a>
-  );
-}
-
-function FileBody({ client, content }: { client: MatrixClient; content: Record<string, any> }) {
-  const [want, setWant] = useState(false);
-  const { url, error } = useMedia(client, want ? { mxc: content.url, file: content.file, mimetype: content.info?.mimetype } : null);
-  const size = content.info?.size as number | undefined;
-  return (
-    <div className="file-card">
-      <IconFile />
-      <div className="file-meta">
-        <strong className="ellipsis">{content.body}</strong>
-        <span className="muted small">{size != null ? formatBytes(size) : ""}{content.file ? " · encrypted" : ""}</span>
-        {error && <span className="small error-text">{error}</span>}
-      </div>
-      {url ? (
-        <a className="btn btn-sm" href={url} download={content.body}>Save</a>
-      ) : (
-        <button className="btn btn-sm" onClick={() => setWant(true)} disabled={want}>{want ? "…" : "Download"}</button>
-      )}
-    </div>
-  );
 }
 
 export const Message = MessageImpl;
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} byte${n === 1 ? "" : "s"}`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10 * 1024 ? 1 : 0)} KB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MB`;
-}
+export { formatBytes } from "./media/format";

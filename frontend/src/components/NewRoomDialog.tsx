@@ -3,11 +3,20 @@ import type { MatrixClient } from "matrix-js-sdk";
 import { createDirectMessage, createGroupRoom } from "../lib/client";
 import { describeError } from "../lib/errors";
 import { Dialog, ErrorText } from "./Dialog";
+import { parseRoomTarget } from "./roomsettings/inviteLink";
+import { Explore } from "./search/Explore";
+import { typedUserId, UserPicker, type Person } from "./search/UserPicker";
 
-type Tab = "dm" | "room" | "join";
+export type NewChatTab = "dm" | "room" | "join" | "explore";
+const TABS: Record<NewChatTab, string> = { dm: "Direct message", room: "New room", join: "Join room", explore: "Explore" };
 
-export function NewRoomDialog({ client, onClose, onCreated }: { client: MatrixClient; onClose: () => void; onCreated: (roomId: string) => void }) {
-  const [tab, setTab] = useState<Tab>("dm");
+function friendly(err: unknown): string {
+  const f = describeError(err);
+  return `${f.title}${f.detail ? `. ${f.detail}` : ""}`;
+}
+
+export function NewRoomDialog({ client, initialTab = "dm", initialTerm, onClose, onCreated }: { client: MatrixClient; initialTab?: NewChatTab; initialTerm?: string; onClose: () => void; onCreated: (roomId: string) => void }) {
+  const [tab, setTab] = useState<NewChatTab>(initialTab);
   const [userId, setUserId] = useState("");
   const [name, setName] = useState("");
   const [topic, setTopic] = useState("");
@@ -18,29 +27,44 @@ export function NewRoomDialog({ client, onClose, onCreated }: { client: MatrixCl
   const [error, setError] = useState<string | null>(null);
   const domain = client.getDomain() ?? "server";
 
+  async function startDm(target: string) {
+    if (target === client.getSafeUserId()) throw new Error("That's you. Enter someone else's user ID.");
+    onCreated(await createDirectMessage(client, target));
+  }
+
+  /** someone picked from the directory: straight into the chat */
+  async function pick(p: Person) {
+    setBusy(true);
+    setError(null);
+    try {
+      await startDm(p.userId);
+    } catch (err) {
+      setError(friendly(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
   async function submit(e: FormEvent) {
     e.preventDefault();
     setBusy(true);
     setError(null);
     try {
       if (tab === "dm") {
-        let target = userId.trim();
-        if (!target.startsWith("@")) target = `@${target}`;
-        if (!target.includes(":")) target = `${target}:${domain}`;
-        if (target === client.getSafeUserId()) throw new Error("That's you. Enter someone else's user ID.");
-        onCreated(await createDirectMessage(client, target));
+        const target = typedUserId(userId, domain);
+        if (!target) throw new Error("Choose someone from the list, or enter a full user ID like @bob:example.org.");
+        await startDm(target);
       } else if (tab === "room") {
         onCreated(await createGroupRoom(client, { name: name.trim(), topic: topic.trim(), isPublic, encrypted: !isPublic && encrypted, alias: isPublic ? alias.trim() : undefined }));
       } else {
-        let target = alias.trim();
-        if (!/^[#!]/.test(target)) target = `#${target}`;
-        if (!target.includes(":")) target = `${target}:${domain}`;
-        const room = await client.joinRoom(target);
+        // an address, a room id, or an invite link (matrix.to, with its via servers)
+        const parsed = parseRoomTarget(alias, domain);
+        if (!parsed) throw new Error("That isn't a room address or a room link.");
+        const room = await client.joinRoom(parsed.target, { viaServers: parsed.via.length ? parsed.via : undefined });
         onCreated(room.roomId);
       }
     } catch (err) {
-      const f = describeError(err);
-      setError(f.title === "Not found" && tab === "dm" ? "No one with that user ID exists." : `${f.title}${f.detail ? `. ${f.detail}` : ""}`);
+      setError(describeError(err).title === "Not found" && tab === "dm" ? "No one with that user ID exists." : friendly(err));
     } finally {
       setBusy(false);
     }
@@ -49,19 +73,19 @@ export function NewRoomDialog({ client, onClose, onCreated }: { client: MatrixCl
   return (
     <Dialog title="New chat" onClose={onClose} testId="new-chat-dialog">
       <div className="segmented">
-        {(["dm", "room", "join"] as Tab[]).map((t) => (
+        {(Object.keys(TABS) as NewChatTab[]).map((t) => (
           <button key={t} type="button" className={tab === t ? "on" : ""} onClick={() => { setTab(t); setError(null); }}>
-            {t === "dm" ? "Direct message" : t === "room" ? "New room" : "Join room"}
+            {TABS[t]}
           </button>
         ))}
       </div>
+      {tab === "explore" ? (
+        <Explore client={client} initialTerm={initialTerm} onJoined={onCreated} onCancel={onClose} />
+      ) : (
       <form onSubmit={submit} className="stack">
         {tab === "dm" && (
           <>
-            <label className="field">
-              <span>User ID</span>
-              <input autoFocus value={userId} onChange={(e) => setUserId(e.target.value)} placeholder={`@bob:${domain}`} data-testid="dm-user" required />
-            </label>
+            <UserPicker client={client} value={userId} onChange={setUserId} onPick={(p) => void pick(p)} exclude={[client.getSafeUserId()]} />
             <p className="muted small">Direct messages are end-to-end encrypted.</p>
           </>
         )}
@@ -94,8 +118,8 @@ export function NewRoomDialog({ client, onClose, onCreated }: { client: MatrixCl
         )}
         {tab === "join" && (
           <label className="field">
-            <span>Room address</span>
-            <input autoFocus value={alias} onChange={(e) => setAlias(e.target.value)} placeholder={`#room:${domain}`} required data-testid="join-alias" />
+            <span>Room address or invite link</span>
+            <input autoFocus value={alias} onChange={(e) => setAlias(e.target.value)} placeholder={`#room:${domain} or https://matrix.to/#/…`} required data-testid="join-alias" />
           </label>
         )}
         <ErrorText error={error} />
@@ -106,6 +130,7 @@ export function NewRoomDialog({ client, onClose, onCreated }: { client: MatrixCl
           </button>
         </div>
       </form>
+      )}
     </Dialog>
   );
 }

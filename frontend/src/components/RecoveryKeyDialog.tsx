@@ -7,6 +7,7 @@ export function RecoveryKeyDialog({ reason, onDone }: { reason: string; onDone: 
     <Dialog title="Recovery key" onClose={() => onDone(null)}>
       <form className="stack" onSubmit={(e) => { e.preventDefault(); onDone(key.trim() || null); }}>
         <p>{reason}. It was shown when you set up secure backup.</p>
+        <p className="muted small">Lost it? Cancel, then open Settings → Security &amp; backup → “Lost your recovery key?”.</p>
         <input autoFocus value={key} onChange={(e) => setKey(e.target.value)} placeholder="EsTc 1234 …" aria-label="Recovery key" autoComplete="off" />
         <div className="row gap end">
           <button type="button" className="btn btn-ghost" onClick={() => onDone(null)}>Cancel</button>

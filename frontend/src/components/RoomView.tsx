@@ -1,6 +1,5 @@
-import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
+import { lazy, Suspense, useCallback, useEffect, useRef, useState } from "react";
 import {
-  Direction,
   EventStatus,
   MatrixEventEvent,
   RoomEvent,
@@ -13,82 +12,140 @@ import {
 import { useEvents } from "../lib/hooks";
 import { buildTimeline, continues, describeStateEvent, type TimelineItem } from "../lib/timeline";
 import { directRoomUserId, sendFile, sendReaction, sendText } from "../lib/client";
-import { dayLabel } from "../lib/rooms";
+import { dayLabel, plural } from "../lib/rooms";
 import { describeError } from "../lib/errors";
 import { Avatar } from "./Avatar";
 import { IconBack, IconInfo, IconLock, IconShield } from "./Icons";
 import { Message } from "./Message";
 import { Composer } from "./Composer";
-import { RoomSettingsDialog } from "./RoomSettingsDialog";
+import { openRoom } from "../lib/route";
+import { RoomReplaced, replacementOf } from "./roomsettings/RoomReplaced";
 import { CallSlot } from "../calls/CallSlot";
 import { useRoomTrust, useTrustEpoch } from "./trust";
+import { useTimelineScroll } from "./useTimelineScroll";
+import { useReadPosition } from "../reading/useReadPosition";
+import { JumpToLatest, JumpToUnread, UnreadLine } from "../reading/ReadingControls";
+import { timelineIndex } from "../reading/readPosition";
+import { chainEvents, oldestTimeline } from "../lib/timelineChain";
+import { RoomNotificationMenu } from "../notifications/RoomNotificationMenu";
+import { useRoomThreads } from "./threads/useRoomThreads";
+import { PanelButtons } from "./threads/PanelButtons";
+import { useJumpRequests } from "./search/jump";
 import type { VerificationRequest } from "matrix-js-sdk/lib/crypto-api/index.js";
 
+const RoomSettingsDialog = lazy(() => import("./RoomSettingsDialog").then((m) => ({ default: m.RoomSettingsDialog })));
+
+/** Events asked for per back-pagination request. */
+const PAGE_SIZE = 40;
+/** Pages loaded, when a room opens, to reach a read marker older than what is loaded (then the bar offers the rest). */
+const OPEN_AT_MARKER_PAGES = 3;
+
 export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: MatrixClient; room: Room; onBack: () => void; onLeft: () => void; onVerify: (r: VerificationRequest) => void }) {
-  useEvents(room, [RoomEvent.Timeline, RoomEvent.Redaction, RoomEvent.LocalEchoUpdated, RoomEvent.Receipt, RoomEvent.Name, RoomEvent.MyMembership, RoomEvent.TimelineReset, RoomStateEvent.Events as string]);
+  useEvents(room, [RoomEvent.Timeline, RoomEvent.Redaction, RoomEvent.LocalEchoUpdated, RoomEvent.Receipt, RoomEvent.Name, RoomEvent.MyMembership, RoomEvent.TimelineReset, RoomStateEvent.Events]);
   useEvents(client, [MatrixEventEvent.Decrypted, RoomMemberEvent.Typing, RoomStateEvent.Events]);
   const [showSettings, setShowSettings] = useState(false);
   const [replyTo, setReplyTo] = useState<TimelineItem | null>(null);
   const [editing, setEditing] = useState<TimelineItem | null>(null);
   const [loadingBack, setLoadingBack] = useState(false);
   const [atStart, setAtStart] = useState(false);
+  const [pageFailed, setPageFailed] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const scroller = useRef<HTMLDivElement>(null);
-  const stickToBottom = useRef(true);
   const me = client.getSafeUserId();
   const trust = useRoomTrust(client, room);
   const trustEpoch = useTrustEpoch(client);
 
-  const events = room.getLiveTimeline().getEvents();
-  const items = buildTimeline(events, me);
+  const events = chainEvents(room);
+  const threads = useRoomThreads(client, room, room.getMyMembership() === "join");
+  // replies in threads live in their thread (the side panel), not here
+  const items = buildTimeline(events, me).filter(threads.inMain);
   const byId = new Map(items.map((i) => [i.id, i]));
   const encrypted = room.hasEncryptionStateEvent();
   const membership = room.getMyMembership();
   const dmUser = directRoomUserId(client, room);
-  const topic = room.currentState.getStateEvents("m.room.topic", "")?.getContent()?.topic as string | undefined;
+  const topic = room.currentState.getStateEvents("m.room.topic", "")?.getContent<{ topic?: string }>().topic;
   const nameOf = useCallback((userId: string) => room.getMember(userId)?.name ?? userId, [room]);
 
+  // older messages: a page at a time, as the reader nears the top (see useTimelineScroll)
+  const paginating = useRef(false);
   const paginate = useCallback(async () => {
-    if (loadingBack || atStart) return;
+    if (paginating.current) return;
+    paginating.current = true;
     setLoadingBack(true);
     try {
-      const more = await client.paginateEventTimeline(room.getLiveTimeline(), { backwards: true, limit: 30 });
+      const more = await client.paginateEventTimeline(oldestTimeline(room), { backwards: true, limit: PAGE_SIZE });
       if (!more) setAtStart(true);
     } catch (e) {
+      setPageFailed(true); // no more automatic attempts; "Load earlier messages" tries again
       if (navigator.onLine) setError(describeError(e).title); // offline: the banner already says so
     } finally {
+      paginating.current = false;
       setLoadingBack(false);
     }
-  }, [client, room, loadingBack, atStart]);
-
-  // keep the view pinned to the newest message unless the reader scrolled up
-  useLayoutEffect(() => {
-    const el = scroller.current;
-    if (el && stickToBottom.current) el.scrollTop = el.scrollHeight;
+  }, [client, room]);
+  // a gappy sync replaces the live timeline: there is history above it again
+  useEffect(() => {
+    const reset = () => setAtStart(false);
+    room.on(RoomEvent.TimelineReset, reset);
+    return () => void room.off(RoomEvent.TimelineReset, reset);
+  }, [room]);
+  // where the reader left off: the room opens there; receipts and the read marker follow what is seen
+  const read = useReadPosition(client, room, items, membership === "join");
+  const { scroller, content, followNewest, atBottom, scrollToBottom, scrollToEvent } = useTimelineScroll({
+    canLoadOlder: !loadingBack && !atStart && !pageFailed,
+    loadOlder: paginate,
+    openAt: read.openAt,
+    onView: read.onView,
   });
-  useEffect(() => {
-    const el = scroller.current;
-    if (!el) return;
-    const onScroll = () => {
-      stickToBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
-      if (el.scrollTop < 120) void paginate();
-    };
-    el.addEventListener("scroll", onScroll, { passive: true });
-    return () => el.removeEventListener("scroll", onScroll);
-  }, [paginate]);
-  // short rooms: fill the screen
-  useEffect(() => {
-    if (!atStart && items.length < 15 && room.getLiveTimeline().getPaginationToken(Direction.Backward)) void paginate();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [room.roomId, items.length]);
+  // search results open their message here
+  useJumpRequests(client, room, scrollToEvent, { atStart: () => setAtStart(true), error: setError });
+  const section = useRef<HTMLElement>(null);
 
-  // read receipts for the newest event, when the window is visible
-  const newest = events[events.length - 1];
+  // "Jump to first unread": older pages until the read marker is loaded, then scroll to the line
+  const [seeking, setSeeking] = useState(false);
+  async function jumpToFirstUnread(maxPages: number, auto = false) {
+    if (read.firstUnreadId && scrollToEvent(read.firstUnreadId)) return;
+    if (!read.markerId) return;
+    (auto ? setAutoSeeking : setSeeking)(true);
+    if (auto) read.hold(true);
+    try {
+      for (let i = 0; i < maxPages && !timelineIndex(room).has(read.markerId); i++) {
+        if (!(await client.paginateEventTimeline(oldestTimeline(room), { backwards: true, limit: PAGE_SIZE }))) {
+          setAtStart(true);
+          break;
+        }
+      }
+      const index = timelineIndex(room);
+      const markerAt = index.get(read.markerId) ?? -1;
+      const first = buildTimeline(chainEvents(room), me).find((it) => it.kind === "message" && (index.get(it.id) ?? -1) > markerAt);
+      if (first) scrollToEvent(first.id);
+    } catch (e) {
+      setError(describeError(e).title);
+    } finally {
+      (auto ? setAutoSeeking : setSeeking)(false);
+      if (auto) read.hold(false);
+    }
+  }
+
+  // opening with the read marker a few pages above what is loaded: open at it all the same
+  const [autoSeeking, setAutoSeeking] = useState(false);
+  const autoJump = useRef(read.unreadAbove && !!read.markerId && !read.firstUnreadId);
   useEffect(() => {
-    if (!newest || newest.status || document.visibilityState !== "visible" || membership !== "join") return;
-    if (room.hasUserReadEvent(me, newest.getId()!)) return;
-    client.sendReadReceipt(newest).catch(() => {});
-  }, [client, room, newest, me, membership]);
+    if (!autoJump.current) return;
+    autoJump.current = false;
+    void jumpToFirstUnread(OPEN_AT_MARKER_PAGES, true);
+  });
+
+  // Up in an empty composer edits my last text message still shown
+  const editLast = () => {
+    for (let i = items.length - 1; i >= 0; i--) {
+      const it = items[i];
+      if (it.sender === me && it.kind === "message" && !it.redacted && !it.pending && it.content.msgtype === "m.text" && it.decryptionFailure === undefined) {
+        setReplyTo(null);
+        setEditing(it);
+        return;
+      }
+    }
+  };
 
   const typing = room.getMembers().filter((m) => m.typing && m.userId !== me);
 
@@ -142,7 +199,7 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
               return (
                 <details key={item.id} className="notice notice-group muted small">
                   <summary>
-                    {run[0]} and {run.length - 1} more change{run.length === 2 ? "" : "s"}
+                    {run[0]} and {plural(run.length - 1, "more change", "more changes")}
                   </summary>
                   {run.slice(1).map((text, k) => (
                     <div key={k}>{text}</div>
@@ -172,12 +229,13 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
                 onDelete={() => run(() => client.redactEvent(room.roomId, item.id))}
                 onReact={(key, mine) => run(() => (mine ? client.redactEvent(room.roomId, mine) : sendReaction(client, room.roomId, item.id, key)))}
                 onRetry={() => item.event.status === EventStatus.NOT_SENT && run(() => client.resendEvent(item.event, room))}
+                {...threads.propsFor(item)}
               />
             );
   };
 
   return (
-    <section className="room" data-testid="room-view" data-room-id={room.roomId}>
+    <section className="room" ref={section} data-testid="room-view" data-room-id={room.roomId}>
       <header className="room-header">
         <button className="icon-btn back" onClick={onBack} aria-label="Back to rooms">
           <IconBack />
@@ -193,21 +251,29 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
             ) : (
               <span className="trust trust-none">Not encrypted</span>
             )}
-            {topic ? ` · ${topic}` : dmUser ? ` · ${dmUser}` : ` · ${room.getJoinedMemberCount()} members`}
+            {topic ? ` · ${topic}` : dmUser ? ` · ${dmUser}` : ` · ${plural(room.getJoinedMemberCount(), "member")}`}
           </span>
         </div>
         <CallSlot client={client} room={room} />
+        {membership === "join" && <RoomNotificationMenu client={client} room={room} />}
+        <PanelButtons room={room} threadsUnread={threads.anyUnread} />
         <button className="icon-btn" onClick={() => setShowSettings(true)} aria-label="Room settings" data-testid="room-settings">
           <IconInfo />
         </button>
       </header>
+      <div className="timeline-wrap">
+      {read.unreadAbove && !autoSeeking && <JumpToUnread busy={seeking} onJump={() => void jumpToFirstUnread(25)} onDismiss={read.markAllRead} />}
       <div className="timeline" ref={scroller} data-testid="timeline">
-        <div className="timeline-inner">
+        <div className="timeline-inner" ref={content}>
           {atStart ? (
-            <div className="timeline-start muted small">This is the beginning of the conversation.</div>
+            <div className="timeline-start muted small" data-testid="timeline-start">This is the beginning of the conversation.</div>
           ) : (
-            <button className="btn btn-ghost btn-sm load-more" onClick={paginate} disabled={loadingBack}>
-              {loadingBack ? "Loading…" : "Load earlier messages"}
+            <button className="btn btn-ghost btn-sm load-more" onClick={() => {
+                setPageFailed(false);
+                void paginate();
+              }}
+              disabled={loadingBack} data-testid="load-more" aria-busy={loadingBack}>
+              {loadingBack ? "Loading earlier messages…" : "Load earlier messages"}
             </button>
           )}
           {items.map((item, i) => {
@@ -219,9 +285,12 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
               </div>
             ) : null;
             const body = renderItem(item, i);
-            return separator ? [separator, body] : body;
+            const line = item.id === read.firstUnreadId ? <UnreadLine key="unread-line" /> : null;
+            return separator || line ? [separator, line, body] : body;
           })}
         </div>
+      </div>
+      {!atBottom && <JumpToLatest onClick={scrollToBottom} />}
       </div>
       <div className="typing muted small" aria-live="polite" data-testid="typing">
         {typing.length > 0 && (
@@ -235,7 +304,9 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
           {error}
         </div>
       )}
-      {membership === "join" ? (
+      {replacementOf(room) ? (
+        <RoomReplaced client={client} room={room} replacement={replacementOf(room)!} />
+      ) : membership === "join" ? (
         <Composer
           client={client}
           room={room}
@@ -245,16 +316,24 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
             setReplyTo(null);
             setEditing(null);
           }}
-          onSend={async (text) => {
+          onSend={async (text, mentions) => {
             const r = replyTo;
             const ed = editing;
             setReplyTo(null);
             setEditing(null);
-            stickToBottom.current = true;
-            await run(() => sendText(client, room.roomId, text, { replyTo: r?.id, edit: ed?.id }));
+            if (!ed) followNewest();
+            await run(() =>
+              sendText(client, room.roomId, text, {
+                mentions,
+                replyTo: r ? { eventId: r.id, sender: r.sender } : undefined,
+                edit: ed ? { eventId: ed.id, mentioned: mentionedIn(ed.content) } : undefined,
+              }),
+            );
           }}
+          onEditLast={editLast}
+          dropTarget={section}
           onFile={async (file, progress) => {
-            stickToBottom.current = true;
+            followNewest();
             await run(() => sendFile(client, room.roomId, file, progress));
           }}
         />
@@ -264,17 +343,25 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
         </div>
       ) : null}
       {showSettings && (
-        <RoomSettingsDialog
-          client={client}
-          room={room}
-          onClose={() => setShowSettings(false)}
-          onLeft={onLeft}
-          onVerify={(r) => {
-            setShowSettings(false);
-            onVerify(r);
-          }}
-        />
+        <Suspense fallback={null}>
+          <RoomSettingsDialog
+            client={client}
+            room={room}
+            onClose={() => setShowSettings(false)}
+            onLeft={onLeft}
+            onUpgraded={openRoom}
+            onVerify={(r) => {
+              setShowSettings(false);
+              onVerify(r);
+            }}
+          />
+        </Suspense>
       )}
     </section>
   );
+}
+
+function mentionedIn(content: Record<string, unknown>): string[] {
+  const m = content["m.mentions"] as { user_ids?: unknown } | undefined;
+  return Array.isArray(m?.user_ids) ? m.user_ids.filter((u): u is string => typeof u === "string") : [];
 }

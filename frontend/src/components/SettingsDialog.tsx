@@ -3,14 +3,21 @@ import type { IMyDevice, MatrixClient } from "matrix-js-sdk";
 import { CryptoEvent, type VerificationRequest } from "matrix-js-sdk/lib/crypto-api/index.js";
 import { describeError } from "../lib/errors";
 import { getSecurityStatus, passwordAuth, restoreWithRecoveryKey, setUpRecovery, type SecurityStatus } from "../lib/security";
+import { RecoveryKeySaver } from "./settings/RecoveryKeySaver";
+import { LostRecoveryKey } from "./settings/LostRecoveryKey";
+import { Appearance } from "./settings/Appearance";
+import { Account } from "./settings/Account";
 import { Dialog, ErrorText } from "./Dialog";
 import { Avatar } from "./Avatar";
 import { IconShieldAlert, IconShieldCheck } from "./Icons";
+import { NotificationSettings } from "../notifications/NotificationSettings";
 
-type Tab = "profile" | "security" | "devices";
+export type SettingsTab = "profile" | "account" | "security" | "devices" | "notifications" | "appearance";
+const TAB_LABELS: Record<SettingsTab, string> = { profile: "Profile", account: "Account", security: "Security & backup", devices: "Devices", notifications: "Notifications", appearance: "Appearance" };
 
 function errText(e: unknown): string {
-  if (e instanceof Error && !(e as any).errcode && !(e as any).httpStatus) return e.message;
+  // our own errors say it plainly; the server's and the network's get describeError's words
+  if (e instanceof Error && !("errcode" in e) && !("httpStatus" in e)) return e.message;
   const f = describeError(e);
   return `${f.title}${f.detail ? `. ${f.detail}` : ""}`;
 }
@@ -19,19 +26,24 @@ function askPassword(): Promise<string | null> {
   return Promise.resolve(window.prompt("Confirm with your account password") || null);
 }
 
-export function SettingsDialog({ client, initialTab, onClose, onLogout, onVerify }: { client: MatrixClient; initialTab: Tab; onClose: () => void; onLogout: () => void; onVerify: (r: VerificationRequest) => void }) {
-  const [tab, setTab] = useState<Tab>(initialTab);
+export function SettingsDialog({ client, initialTab, onClose, onLogout, onVerify }: { client: MatrixClient; initialTab: SettingsTab; onClose: () => void; onLogout: () => void; onVerify: (r: VerificationRequest) => void }) {
+  const [tab, setTab] = useState<SettingsTab>(initialTab);
+  // a new recovery key on screen: the dialog stays until it has been saved
+  const [locked, setLocked] = useState(false);
   return (
-    <Dialog title="Settings" onClose={onClose} wide testId="settings-dialog">
-      <div className="segmented">
-        {(["profile", "security", "devices"] as Tab[]).map((t) => (
-          <button key={t} className={tab === t ? "on" : ""} onClick={() => setTab(t)}>
-            {t === "profile" ? "Profile" : t === "security" ? "Security & backup" : "Devices"}
+    <Dialog title="Settings" onClose={locked ? undefined : onClose} wide testId="settings-dialog">
+      <div className="segmented settings-tabs" role="tablist">
+        {(["profile", "account", "security", "devices", "notifications", "appearance"] as SettingsTab[]).map((t) => (
+          <button key={t} className={tab === t ? "on" : ""} onClick={() => setTab(t)} role="tab" aria-selected={tab === t}>
+            {TAB_LABELS[t]}
           </button>
         ))}
       </div>
       {tab === "profile" && <Profile client={client} onLogout={onLogout} />}
-      {tab === "security" && <Security client={client} onVerify={(r) => { onVerify(r); onClose(); }} />}
+      {tab === "account" && <Account client={client} onDeactivated={onLogout} />}
+      {tab === "security" && <Security client={client} onLock={setLocked} onVerify={(r) => { onVerify(r); onClose(); }} />}
+      {tab === "appearance" && <Appearance />}
+      {tab === "notifications" && <NotificationSettings client={client} />}
       {tab === "devices" && <Devices client={client} onVerify={(r) => { onVerify(r); onClose(); }} />}
     </Dialog>
   );
@@ -115,13 +127,18 @@ function Profile({ client, onLogout }: { client: MatrixClient; onLogout: () => v
   );
 }
 
-function Security({ client, onVerify }: { client: MatrixClient; onVerify: (r: VerificationRequest) => void }) {
+function Security({ client, onVerify, onLock }: { client: MatrixClient; onVerify: (r: VerificationRequest) => void; onLock: (locked: boolean) => void }) {
   const [status, setStatus] = useState<SecurityStatus | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [newKey, setNewKey] = useState<string | null>(null);
   const [recoveryKey, setRecoveryKey] = useState("");
   const [restored, setRestored] = useState<string | null>(null);
+  const [lost, setLost] = useState(false);
+  const showKey = (key: string) => {
+    setNewKey(key);
+    onLock(true);
+  };
 
   const refresh = useCallback(() => getSecurityStatus(client).then(setStatus, (e) => setError(errText(e))), [client]);
   useEffect(() => {
@@ -166,18 +183,36 @@ function Security({ client, onVerify }: { client: MatrixClient; onVerify: (r: Ve
         </li>
       </ul>
       {newKey && (
-        <div className="recovery-key-box" data-testid="new-recovery-key">
-          <strong>Your recovery key</strong>
-          <code>{newKey}</code>
-          <p className="muted small">Save it somewhere safe, like a password manager. You'll need it to read your messages on a new device. We can't show it again.</p>
-          <button className="btn btn-sm" onClick={() => navigator.clipboard?.writeText(newKey)}>Copy</button>
-        </div>
+        <RecoveryKeySaver
+          recoveryKey={newKey}
+          userId={client.getSafeUserId()}
+          onDone={() => {
+            setNewKey(null);
+            onLock(false);
+          }}
+        />
+      )}
+      {lost && (
+        <LostRecoveryKey
+          client={client}
+          onClose={() => setLost(false)}
+          onReset={(key) => {
+            setLost(false);
+            setRestored(null);
+            showKey(key);
+            void refresh();
+          }}
+          onVerifyInstead={() => {
+            setLost(false);
+            void run(async () => onVerify(await client.getCrypto()!.requestOwnUserVerification()));
+          }}
+        />
       )}
       {needsSetup && !newKey && (
         <div className="card-inner">
           <strong>Set up secure backup</strong>
           <p className="muted small">Creates your cross-signing identity and an encrypted backup of your message keys, unlocked by a recovery key only you have.</p>
-          <button className="btn btn-primary" disabled={busy} data-testid="setup-recovery" onClick={() => run(async () => setNewKey(await setUpRecovery(client, askPassword)))}>
+          <button className="btn btn-primary" disabled={busy} data-testid="setup-recovery" onClick={() => run(async () => showKey(await setUpRecovery(client, askPassword)))}>
             {busy ? "Setting up…" : "Set up"}
           </button>
         </div>
@@ -203,12 +238,29 @@ function Security({ client, onVerify }: { client: MatrixClient; onVerify: (r: Ve
               Verify with another device instead
             </button>
           </div>
+          <button type="button" className="link small" disabled={busy} onClick={() => setLost(true)} data-testid="lost-recovery-key-open">
+            Lost your recovery key?
+          </button>
         </form>
+      )}
+      {!needsSetup && status.thisDeviceVerified && status.backupActive && !newKey && (
+        <button type="button" className="link small link-btn" onClick={() => setLost(true)} data-testid="lost-recovery-key-open">
+          Lost your recovery key?
+        </button>
       )}
       {restored && <div className="alert alert-ok" data-testid="restore-result">{restored}</div>}
       <ErrorText error={error} />
     </div>
   );
+}
+
+/** This account's devices with their verification state, this one first, then by last seen. */
+async function listDevices(client: MatrixClient, me: string): Promise<(IMyDevice & { verified?: boolean })[]> {
+  const { devices } = await client.getDevices();
+  const crypto = client.getCrypto();
+  const withStatus = await Promise.all(devices.map(async (d) => ({ ...d, verified: !!(await crypto?.getDeviceVerificationStatus(me, d.device_id))?.isVerified() })));
+  const mine = client.getDeviceId();
+  return withStatus.sort((a, b) => (a.device_id === mine ? -1 : b.device_id === mine ? 1 : (b.last_seen_ts ?? 0) - (a.last_seen_ts ?? 0)));
 }
 
 function Devices({ client, onVerify }: { client: MatrixClient; onVerify: (r: VerificationRequest) => void }) {
@@ -217,27 +269,26 @@ function Devices({ client, onVerify }: { client: MatrixClient; onVerify: (r: Ver
   const [busy, setBusy] = useState(false);
   const me = client.getSafeUserId();
 
-  const load = useCallback(async () => {
-    try {
-      const { devices } = await client.getDevices();
-      const crypto = client.getCrypto();
-      const withStatus = await Promise.all(
-        devices.map(async (d) => ({ ...d, verified: !!(await crypto?.getDeviceVerificationStatus(me, d.device_id))?.isVerified() })),
-      );
-      withStatus.sort((a, b) => (a.device_id === client.getDeviceId() ? -1 : b.device_id === client.getDeviceId() ? 1 : (b.last_seen_ts ?? 0) - (a.last_seen_ts ?? 0)));
-      setDevices(withStatus);
-    } catch (e) {
-      setError(errText(e));
-    }
+  const load = useCallback(() => {
+    return listDevices(client, me).then(setDevices, (e: unknown) => setError(errText(e)));
   }, [client, me]);
-  useEffect(() => void load(), [load]);
+  useEffect(() => {
+    let alive = true;
+    listDevices(client, me).then(
+      (d) => alive && setDevices(d),
+      (e: unknown) => alive && setError(errText(e)),
+    );
+    return () => {
+      alive = false;
+    };
+  }, [client, me]);
 
   async function signOut(ids: string[]) {
     if (!confirm(ids.length === 1 ? "Sign out this device?" : `Sign out ${ids.length} devices?`)) return;
     setBusy(true);
     setError(null);
     try {
-      await passwordAuth(client, askPassword)((auth) => client.deleteMultipleDevices(ids, (auth ?? undefined) as never));
+      await passwordAuth(client, askPassword)(async (auth) => void (await client.deleteMultipleDevices(ids, auth ?? undefined)));
       await load();
     } catch (e) {
       setError(errText(e));

@@ -6,7 +6,7 @@ import { Dialog } from "./Dialog";
 /** Emoji (SAS) verification of another device or user, for both the side that asked and the side asked. */
 export function VerificationDialog({ client, request, onClose }: { client: MatrixClient; request: VerificationRequest; onClose: () => void }) {
   const [, bump] = useReducer((x: number) => x + 1, 0);
-  const [sas, setSas] = useState<ShowSasCallbacks | null>(null);
+  const [sasShown, setSas] = useState<ShowSasCallbacks | null>(null);
   const [confirmed, setConfirmed] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
@@ -21,16 +21,16 @@ export function VerificationDialog({ client, request, onClose }: { client: Matri
     if (!verifier) return;
     const onShow = (s: ShowSasCallbacks) => setSas(s);
     verifier.on(VerifierEvent.ShowSas, onShow);
-    const existing = verifier.getShowSasCallbacks();
-    if (existing) setSas(existing);
     verifier.verify().catch((e: unknown) => setError(e instanceof Error ? e.message : String(e)));
     return () => void verifier.off(VerifierEvent.ShowSas, onShow);
   }, [verifier]);
+  // the emoji may have been ready before we listened
+  const sas = sasShown ?? verifier?.getShowSasCallbacks() ?? null;
 
   // the side that asked starts emoji verification as soon as the other side is ready
   useEffect(() => {
     if (request.phase === VerificationPhase.Ready && request.initiatedByMe && !request.verifier) {
-      request.startVerification("m.sas.v1").catch((e) => setError(String(e?.message ?? e)));
+      request.startVerification("m.sas.v1").catch((e: unknown) => setError(e instanceof Error ? e.message : String(e)));
     }
   }, [request, request.phase]);
 

@@ -1,12 +1,28 @@
-import { HomeserverError, UnreachableError } from "./errors";
-import type { FetchLike } from "./discovery";
+// Signing in and signing up with matrix-js-sdk: its `loginRequest`, `registerRequest` and
+// `InteractiveAuth` (User-Interactive Auth) against a throwaway, token-less client.
+import {
+  AuthType,
+  createClient,
+  InteractiveAuth,
+  MatrixError,
+  NoAuthFlowFoundError,
+  type IAuthData,
+  type MatrixClient,
+  type UIAFlow,
+} from "matrix-js-sdk";
+import type { OAuthSession } from "./oauth";
 
 export interface Session {
   baseUrl: string;
   userId: string;
   deviceId: string;
   accessToken: string;
+  /** signed in through the OAuth 2.0 API: the refresh token and client id (see oauth.ts) */
+  oauth?: OAuthSession;
 }
+
+/** How to reach the network; tests pass their own. */
+export type FetchLike = typeof fetch;
 
 const SESSION_KEY = "wspr.session";
 
@@ -14,8 +30,12 @@ export function loadSession(storage: Storage = localStorage): Session | null {
   try {
     const raw = storage.getItem(SESSION_KEY);
     if (!raw) return null;
-    const s = JSON.parse(raw);
-    if (s && s.baseUrl && s.userId && s.deviceId && s.accessToken) return s as Session;
+    const s = JSON.parse(raw) as Partial<Session> | null;
+    if (s && s.baseUrl && s.userId && s.deviceId && s.accessToken) {
+      // an OAuth session without its refresh token can't last: treat as signed out
+      if (s.oauth && !(s.oauth.clientId && s.oauth.refreshToken)) return null;
+      return s as Session;
+    }
   } catch {
     /* corrupt: treat as signed out */
   }
@@ -30,30 +50,6 @@ export function clearSession(storage: Storage = localStorage): void {
   storage.removeItem(SESSION_KEY);
 }
 
-async function post(fetchFn: FetchLike, baseUrl: string, path: string, body: unknown): Promise<{ status: number; json: any }> {
-  let res: Response;
-  try {
-    res = await fetchFn(`${baseUrl}${path}`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-  } catch (e) {
-    throw new UnreachableError(baseUrl, e);
-  }
-  let json: any = {};
-  try {
-    json = await res.json();
-  } catch {
-    json = {};
-  }
-  return { status: res.status, json };
-}
-
-function toError(status: number, json: any): HomeserverError {
-  return new HomeserverError(status, json?.errcode, json?.error ?? `HTTP ${status}`, json ?? {});
-}
-
 export function localpartOf(username: string): string {
   const u = username.trim();
   // accept "@alice:server" as well as "alice"
@@ -61,21 +57,25 @@ export function localpartOf(username: string): string {
   return m ? m[1] : u.replace(/^@/, "");
 }
 
-export async function passwordLogin(
-  baseUrl: string,
-  username: string,
-  password: string,
-  fetchFn: FetchLike = (u, i) => fetch(u, i),
-): Promise<Session> {
+/** A client for the unauthenticated requests before there is a session. */
+function anonymousClient(baseUrl: string, fetchFn?: FetchLike): MatrixClient {
+  return createClient({ baseUrl, fetchFn: fetchFn ?? ((input, init) => fetch(input, init)) });
+}
+
+function sessionFrom(baseUrl: string, r: { user_id: string; device_id?: string; access_token?: string }): Session {
+  if (!r.device_id || !r.access_token) throw new MatrixError({ errcode: "M_UNKNOWN", error: "The server did not sign the new account in" }, 200);
+  return { baseUrl, userId: r.user_id, deviceId: r.device_id, accessToken: r.access_token };
+}
+
+export async function passwordLogin(baseUrl: string, username: string, password: string, fetchFn?: FetchLike): Promise<Session> {
   const user = username.trim();
-  const { status, json } = await post(fetchFn, baseUrl, "/_matrix/client/v3/login", {
+  const r = await anonymousClient(baseUrl, fetchFn).loginRequest({
     type: "m.login.password",
     identifier: { type: "m.id.user", user: user.startsWith("@") ? user : localpartOf(user) },
     password,
     initial_device_display_name: deviceDisplayName(),
   });
-  if (status !== 200) throw toError(status, json);
-  return { baseUrl, userId: json.user_id, deviceId: json.device_id, accessToken: json.access_token };
+  return sessionFrom(baseUrl, r);
 }
 
 export type RegistrationNeeds = { kind: "token" } | { kind: "unsupported"; stages: string[] };
@@ -86,55 +86,78 @@ export class RegistrationNeedsInput extends Error {
   }
 }
 
-const SUPPORTED_STAGES = new Set(["m.login.dummy", "m.login.registration_token"]);
+const TOKEN_STAGES = new Set<string>([AuthType.RegistrationToken, AuthType.UnstableRegistrationToken]);
+const SUPPORTED_STAGES = new Set<string>([AuthType.Dummy, ...TOKEN_STAGES]);
 
-/** Picks the first flow we can complete by ourselves, preferring ones that need nothing from the user. */
-export function chooseFlow(flows: { stages: string[] }[], haveToken: boolean): string[] | null {
+/**
+ * The flow to follow: one that needs nothing from the user if there is one, else one with a
+ * registration token. InteractiveAuth ranks flows only by length, so among equally long flows it
+ * could pick one that spends a registration token (or needs one we don't have) when a flow without
+ * one exists; we choose first and hand it only that flow.
+ */
+function preferredFlow(flows: UIAFlow[]): UIAFlow | undefined {
   const doable = flows.filter((f) => f.stages.every((s) => SUPPORTED_STAGES.has(s)));
-  const noToken = doable.find((f) => !f.stages.includes("m.login.registration_token"));
-  if (noToken) return noToken.stages;
-  const withToken = doable.find((f) => f.stages.includes("m.login.registration_token"));
-  if (withToken) {
-    if (!haveToken) throw new RegistrationNeedsInput({ kind: "token" });
-    return withToken.stages;
-  }
-  return null;
+  return doable.find((f) => !f.stages.some((s) => TOKEN_STAGES.has(s))) ?? doable.find((f) => f.stages.some((s) => TOKEN_STAGES.has(s)));
 }
 
-/** Registers with User-Interactive Auth: m.login.dummy and m.login.registration_token stages. */
-export async function register(
-  baseUrl: string,
-  username: string,
-  password: string,
-  registrationToken?: string,
-  fetchFn: FetchLike = (u, i) => fetch(u, i),
-): Promise<Session> {
-  const body: Record<string, unknown> = {
-    username: localpartOf(username),
-    password,
-    initial_device_display_name: deviceDisplayName(),
-  };
-  let flow: string[] | null = null;
-  for (let round = 0; round < 6; round++) {
-    const { status, json } = await post(fetchFn, baseUrl, "/_matrix/client/v3/register?kind=user", body);
-    if (status === 200) {
-      return { baseUrl, userId: json.user_id, deviceId: json.device_id, accessToken: json.access_token };
-    }
-    if (status !== 401 || !Array.isArray(json?.flows)) throw toError(status, json);
-    // a 401 that carries an errcode after we answered a stage means that stage failed (e.g. bad token)
-    if (round > 0 && json.errcode) throw toError(status, json);
-    flow ??= chooseFlow(json.flows, !!registrationToken);
-    if (!flow) {
-      throw new RegistrationNeedsInput({ kind: "unsupported", stages: json.flows.flatMap((f: { stages: string[] }) => f.stages) });
-    }
-    const done: string[] = json.completed ?? [];
-    const next = flow.find((s) => !done.includes(s));
-    if (!next) throw toError(status, json);
-    const auth: Record<string, unknown> = { type: next, session: json.session };
-    if (next === "m.login.registration_token") auth.token = registrationToken;
-    body.auth = auth;
+function isUiaChallenge(e: unknown): e is MatrixError & { data: IAuthData } {
+  return e instanceof MatrixError && e.httpStatus === 401 && Array.isArray((e.data as IAuthData | undefined)?.flows);
+}
+
+/** Registers with User-Interactive Auth: the m.login.dummy and m.login.registration_token stages. */
+export async function register(baseUrl: string, username: string, password: string, registrationToken?: string, fetchFn?: FetchLike): Promise<Session> {
+  const client = anonymousClient(baseUrl, fetchFn);
+  const body = { username: localpartOf(username), password, initial_device_display_name: deviceDisplayName() };
+  let challenge: IAuthData;
+  try {
+    return sessionFrom(baseUrl, await client.registerRequest(body, "user"));
+  } catch (e) {
+    if (!isUiaChallenge(e)) throw e;
+    challenge = e.data;
   }
-  throw new HomeserverError(401, "M_FORBIDDEN", "Registration did not complete");
+  const flows = challenge.flows ?? [];
+  const flow = preferredFlow(flows);
+  if (!flow) throw new RegistrationNeedsInput({ kind: "unsupported", stages: flows.flatMap((f) => f.stages) });
+  if (flow.stages.some((s) => TOKEN_STAGES.has(s)) && !registrationToken) throw new RegistrationNeedsInput({ kind: "token" });
+
+  let requests = 0;
+  let settled = false;
+  const response = await new Promise<Awaited<ReturnType<MatrixClient["registerRequest"]>>>((resolve, reject) => {
+    const fail = (e: unknown) => {
+      settled = true;
+      reject(e instanceof Error ? e : new Error(String(e)));
+    };
+    const auth = new InteractiveAuth({
+      matrixClient: client,
+      authData: { ...challenge, flows: [flow] },
+      doRequest: (authDict) => {
+        // InteractiveAuth answers m.login.dummy again after any failed request while it still knows
+        // the flows (a network error, a server that never completes the stage), without end. Once we
+        // have an outcome, or after a few rounds, we hold it with a request that never settles.
+        if (settled) return new Promise<never>(() => {});
+        if (++requests > 6) {
+          fail(new MatrixError({ errcode: "M_FORBIDDEN", error: "Registration did not complete" }, 400));
+          return new Promise<never>(() => {});
+        }
+        return client.registerRequest({ ...body, auth: authDict ?? undefined }, "user").catch((e: unknown) => {
+          if (!isUiaChallenge(e)) fail(e); // a 401 with flows is the next stage, for InteractiveAuth
+          throw e;
+        });
+      },
+      stateUpdated: (stage, status) => {
+        // a stage we answered came back with an error (e.g. a wrong registration token)
+        if (status.errcode || status.error) return fail(new MatrixError({ errcode: status.errcode || "M_UNKNOWN", error: status.error }, 401));
+        if (TOKEN_STAGES.has(stage)) return void auth.submitAuthDict({ type: stage, token: registrationToken });
+        fail(new RegistrationNeedsInput({ kind: "unsupported", stages: [stage] }));
+      },
+      requestEmailToken: () => Promise.reject(new RegistrationNeedsInput({ kind: "unsupported", stages: [AuthType.Email] })),
+    });
+    auth.attemptAuth().then(resolve, (e: unknown) => {
+      if (e instanceof NoAuthFlowFoundError) fail(new RegistrationNeedsInput({ kind: "unsupported", stages: flows.flatMap((f) => f.stages) }));
+      else fail(e);
+    });
+  });
+  return sessionFrom(baseUrl, response);
 }
 
 export function deviceDisplayName(): string {

@@ -2,6 +2,7 @@ import "./polyfills";
 import {
   ClientEvent,
   createClient,
+  SyncState,
   EventType,
   type ICreateClientOpts,
   type MatrixClient,
@@ -12,10 +13,17 @@ import {
 } from "matrix-js-sdk";
 import { decodeRecoveryKey } from "matrix-js-sdk/lib/crypto-api/index.js";
 import type { Session } from "./auth";
+import { oauthClientOptions } from "./oauth";
 import { EncryptedRoomRegistry, ensureSafeToSend } from "./sendGuard";
-import { encryptAttachment } from "./attachments";
-import { renderMarkdown } from "./markdown";
+import { encryptAttachment, type EncryptedFileInfo } from "./attachments";
+import { composeMessage, type Mention } from "./mentions";
+import { clearDrafts } from "./drafts";
+import { disableWebPush } from "../notifications/webPush";
 import { CALL_FRIENDLY_POWER_LEVELS } from "../calls/rtc";
+import { probeFile } from "../components/media/probe";
+import { searchDatabaseName } from "../components/search/localIndex";
+import { clearThreadsSeen } from "../components/threads/threadInfo";
+import { threadRelation, type ThreadTarget } from "../components/threads/relation";
 
 export const MEGOLM = "m.megolm.v1.aes-sha2";
 export const encryptedRooms = new EncryptedRoomRegistry();
@@ -82,7 +90,7 @@ function persistSyncCache(client: MatrixClient, store: IndexedDBStore): void {
     store.save(true).catch(() => {});
   };
   client.on(ClientEvent.Sync, (state) => {
-    if (state === "SYNCING" && !timer) timer = setTimeout(save, 3000);
+    if (state === SyncState.Syncing && !timer) timer = setTimeout(save, 3000);
   });
   if (typeof document !== "undefined") {
     document.addEventListener("visibilitychange", () => document.visibilityState === "hidden" && save());
@@ -93,12 +101,23 @@ const WIPE_KEY = "wspr.pendingWipe";
 
 function databasesOf(s: Session): string[] {
   const p = cryptoPrefix(s);
-  return [`${p}::matrix-sdk-crypto`, `${p}::matrix-sdk-crypto-meta`, `matrix-js-sdk:wspr-sync-${s.userId}-${s.deviceId}`];
+  // the search index holds decrypted text: it goes with the keys
+  return [`${p}::matrix-sdk-crypto`, `${p}::matrix-sdk-crypto-meta`, `matrix-js-sdk:wspr-sync-${s.userId}-${s.deviceId}`, searchDatabaseName(s.userId, s.deviceId)];
 }
 
-function schedulWipe(s: Session): void {
+/** The names in the pending-wipe list (a JSON array of strings in localStorage). */
+function pendingWipes(): string[] {
   try {
-    const list: string[] = JSON.parse(localStorage.getItem(WIPE_KEY) ?? "[]");
+    const list: unknown = JSON.parse(localStorage.getItem(WIPE_KEY) ?? "[]");
+    return Array.isArray(list) ? list.filter((x): x is string => typeof x === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+function scheduleWipe(s: Session): void {
+  try {
+    const list = pendingWipes();
     localStorage.setItem(WIPE_KEY, JSON.stringify([...new Set([...list, ...databasesOf(s)])]));
   } catch {
     /* ignore */
@@ -108,12 +127,7 @@ function schedulWipe(s: Session): void {
 /** Deletes the databases of sessions that were signed out. Call at start-up, before any session starts. */
 export async function wipePendingDatabases(): Promise<void> {
   if (typeof indexedDB === "undefined") return;
-  let list: string[] = [];
-  try {
-    list = JSON.parse(localStorage.getItem(WIPE_KEY) ?? "[]");
-  } catch {
-    /* ignore */
-  }
+  const list = pendingWipes();
   if (!list.length) return;
   await Promise.all(
     list.map(
@@ -154,6 +168,7 @@ async function doStart(session: Session): Promise<MatrixClient> {
     accessToken: session.accessToken,
     userId: session.userId,
     deviceId: session.deviceId,
+    ...oauthClientOptions(session), // OAuth: the SDK refreshes the access token and revokes at logout
     timelineSupport: true,
     store,
     cryptoCallbacks: {
@@ -218,6 +233,8 @@ export async function stopSession(opts: { logout: boolean }): Promise<void> {
   if (!client) return;
   client.stopClient();
   if (opts.logout) {
+    // this browser's Web Push pusher and subscription end with the session
+    await Promise.race([disableWebPush(client).catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
     try {
       await client.logout(true);
     } catch {
@@ -225,12 +242,14 @@ export async function stopSession(opts: { logout: boolean }): Promise<void> {
     }
     // Deleting a database waits for every connection to it to close; don't hang on that. What's
     // left is deleted at the next start, before anything opens it (see wipePendingDatabases).
-    if (session) schedulWipe(session);
+    if (session) scheduleWipe(session);
     await Promise.race([
       client.clearStores(session ? { cryptoDatabasePrefix: cryptoPrefix(session) } : {}).catch(() => {}),
       new Promise((r) => setTimeout(r, 3000)),
     ]);
     secretStorageKeys.clear();
+    clearDrafts();
+    clearThreadsSeen();
   }
 }
 
@@ -256,7 +275,7 @@ export async function addDirectRoom(client: MatrixClient, userId: string, roomId
   const list = new Set(content[userId] ?? []);
   list.add(roomId);
   content[userId] = [...list];
-  await client.setAccountData(EventType.Direct, content as never);
+  await client.setAccountData(EventType.Direct, content);
 }
 
 export function directRoomUserId(client: MatrixClient, room: Room): string | undefined {
@@ -296,29 +315,41 @@ export async function acceptInvite(client: MatrixClient, room: Room): Promise<vo
   if (inviter) await addDirectRoom(client, inviter, room.roomId);
 }
 
-export interface ReplyTarget {
-  eventId: string;
+export interface SendTextOptions {
+  /** the event replied to, and its sender (mentioned, as the spec asks of replies) */
+  replyTo?: { eventId: string; sender: string };
+  /** the event edited, and the users its last version mentioned */
+  edit?: { eventId: string; mentioned: string[] };
+  mentions?: Mention[];
+  /** a reply in a thread (replyTo, if set, is then the message in the thread it answers) */
+  thread?: ThreadTarget;
 }
 
-export async function sendText(
-  client: MatrixClient,
-  roomId: string,
-  text: string,
-  opts: { replyTo?: string; edit?: string } = {},
-): Promise<void> {
+/** Sends what was typed in the composer: Markdown, mention pills and `m.mentions`, as a reply or an edit. */
+export async function sendText(client: MatrixClient, roomId: string, text: string, opts: SendTextOptions = {}): Promise<void> {
   await ensureSafeToSend(client, roomId, encryptedRooms);
-  const rendered = renderMarkdown(text);
-  let content: Record<string, unknown> = { msgtype: "m.text", ...rendered };
+  const me = client.getSafeUserId();
+  const room = client.getRoom(roomId);
+  const canMentionRoom = room?.currentState.mayTriggerNotifOfType("room", me) ?? false;
+  const replySender = opts.replyTo && opts.replyTo.sender !== me ? [opts.replyTo.sender] : [];
+  const composed = composeMessage(text, opts.mentions ?? [], { canMentionRoom, alsoMention: replySender });
+  let content: Record<string, unknown> = { msgtype: "m.text", ...composed };
   if (opts.edit) {
+    const { "m.mentions": mentions, ...rendered } = composed;
+    // the spec's rule for edits: the new content names everyone; the edit itself only those newly mentioned
+    const added = (mentions.user_ids ?? []).filter((u) => !opts.edit!.mentioned.includes(u));
     content = {
       msgtype: "m.text",
       body: `* ${rendered.body}`,
       ...(rendered.formatted_body ? { format: rendered.format, formatted_body: `* ${rendered.formatted_body}` } : {}),
-      "m.new_content": { msgtype: "m.text", ...rendered },
-      "m.relates_to": { rel_type: "m.replace", event_id: opts.edit },
+      "m.mentions": { ...(added.length ? { user_ids: added } : {}), ...(mentions.room ? { room: true } : {}) },
+      "m.new_content": { msgtype: "m.text", ...composed },
+      "m.relates_to": { rel_type: "m.replace", event_id: opts.edit.eventId },
     };
+  } else if (opts.thread) {
+    content["m.relates_to"] = threadRelation({ ...opts.thread, replyTo: opts.replyTo?.eventId });
   } else if (opts.replyTo) {
-    content["m.relates_to"] = { "m.in_reply_to": { event_id: opts.replyTo } };
+    content["m.relates_to"] = { "m.in_reply_to": { event_id: opts.replyTo.eventId } };
   }
   await client.sendEvent(roomId, EventType.RoomMessage, content as never);
 }
@@ -328,44 +359,37 @@ export async function sendReaction(client: MatrixClient, roomId: string, eventId
   await client.sendEvent(roomId, EventType.Reaction, { "m.relates_to": { rel_type: "m.annotation", event_id: eventId, key } } as never);
 }
 
-function imageSize(file: Blob): Promise<{ w: number; h: number } | null> {
-  return new Promise((resolve) => {
-    if (!file.type.startsWith("image/") || typeof Image === "undefined") return resolve(null);
-    const url = URL.createObjectURL(file);
-    const img = new Image();
-    img.onload = () => {
-      resolve({ w: img.naturalWidth, h: img.naturalHeight });
-      URL.revokeObjectURL(url);
-    };
-    img.onerror = () => {
-      resolve(null);
-      URL.revokeObjectURL(url);
-    };
-    img.src = url;
-  });
+/** Uploads a file, encrypted (AES-CTR, the server only sees ciphertext) or as it is: `file` or `url` for the content. */
+async function upload(client: MatrixClient, data: Blob, encrypted: boolean, name: string | undefined, progressHandler?: (p: { loaded: number; total: number }) => void): Promise<{ file: EncryptedFileInfo } | { url: string }> {
+  if (encrypted) {
+    const { data: cipher, info: keyInfo } = await encryptAttachment(await data.arrayBuffer());
+    const up = await client.uploadContent(new Blob([cipher], { type: "application/octet-stream" }), { type: "application/octet-stream", includeFilename: false, progressHandler });
+    return { file: { url: up.content_uri, ...keyInfo } };
+  }
+  const up = await client.uploadContent(data, { type: data.type || "application/octet-stream", name, includeFilename: !!name, progressHandler });
+  return { url: up.content_uri };
 }
 
-/** Sends an image or file; encrypted rooms get an encrypted upload (the server only sees ciphertext). */
-export async function sendFile(client: MatrixClient, roomId: string, file: File, onProgress?: (fraction: number) => void): Promise<void> {
+/**
+ * Sends a file as m.image, m.video, m.audio or m.file (with sizes, durations and a video's first frame as
+ * its thumbnail); encrypted rooms get encrypted uploads, thumbnail included. In a thread with `thread`.
+ */
+export async function sendFile(client: MatrixClient, roomId: string, file: File, onProgress?: (fraction: number) => void, opts: { thread?: ThreadTarget } = {}): Promise<void> {
   const { encrypted } = await ensureSafeToSend(client, roomId, encryptedRooms);
-  const isImage = file.type.startsWith("image/");
-  const info: Record<string, unknown> = { mimetype: file.type || "application/octet-stream", size: file.size };
-  const dims = isImage ? await imageSize(file) : null;
-  if (dims) Object.assign(info, dims);
-  const content: Record<string, unknown> = { msgtype: isImage ? "m.image" : "m.file", body: file.name, filename: file.name, info };
+  const probed = await probeFile(file);
+  const info: Record<string, unknown> = { ...probed.info };
+  const content: Record<string, unknown> = { msgtype: probed.msgtype, body: file.name, filename: file.name, info };
+  if (opts.thread) content["m.relates_to"] = threadRelation(opts.thread);
   const progressHandler = onProgress ? ({ loaded, total }: { loaded: number; total: number }) => onProgress(total ? loaded / total : 0) : undefined;
-  if (encrypted) {
-    const { data, info: keyInfo } = await encryptAttachment(await file.arrayBuffer());
-    const upload = await client.uploadContent(new Blob([data], { type: "application/octet-stream" }), {
-      type: "application/octet-stream",
-      includeFilename: false,
-      progressHandler,
-    });
-    content.file = { url: upload.content_uri, ...keyInfo };
-  } else {
-    const upload = await client.uploadContent(file, { type: file.type || "application/octet-stream", name: file.name, progressHandler });
-    content.url = upload.content_uri;
+  if (probed.thumbnail) {
+    const thumb = await upload(client, probed.thumbnail.blob, encrypted, undefined).catch(() => null);
+    if (thumb) {
+      if ("file" in thumb) info.thumbnail_file = thumb.file;
+      else info.thumbnail_url = thumb.url;
+      info.thumbnail_info = probed.thumbnail.info;
+    }
   }
+  Object.assign(content, await upload(client, file, encrypted, file.name, progressHandler));
   // check again: encryption state can't have gone away, but the room may have become encrypted meanwhile
   const again = await ensureSafeToSend(client, roomId, encryptedRooms);
   if (again.encrypted && !encrypted) throw new Error("The room became encrypted while uploading. Send the file again.");

@@ -1,6 +1,7 @@
-import { HomeserverError, UnreachableError } from "./errors";
-
-export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+// From what someone typed to the homeserver's client-server API: matrix-js-sdk's AutoDiscovery
+// (spec: "Server Discovery", /.well-known/matrix/client, each candidate checked with /versions).
+import { AutoDiscovery, AutoDiscoveryAction, MatrixError } from "matrix-js-sdk";
+import { UnreachableError } from "./errors";
 
 /** Normalises what someone typed ("example.org", "https://matrix.example.org/", "localhost:8008") */
 export function normaliseInput(input: string): { url?: string; serverName?: string } {
@@ -13,51 +14,30 @@ export function normaliseInput(input: string): { url?: string; serverName?: stri
   return { serverName: t, url: `${isLocal ? "http" : "https"}://${t}` };
 }
 
-async function getJson(fetchFn: FetchLike, url: string, timeoutMs = 8000): Promise<{ status: number; body: any }> {
-  const ctl = typeof AbortController !== "undefined" ? new AbortController() : undefined;
-  const timer = ctl ? setTimeout(() => ctl.abort(), timeoutMs) : undefined;
-  try {
-    const res = await fetchFn(url, { signal: ctl?.signal, headers: { Accept: "application/json" } });
-    let body: any = null;
-    try {
-      body = await res.json();
-    } catch {
-      body = null;
-    }
-    return { status: res.status, body };
-  } finally {
-    if (timer) clearTimeout(timer);
-  }
-}
-
-async function isClientApi(fetchFn: FetchLike, baseUrl: string): Promise<boolean> {
-  try {
-    const { status, body } = await getJson(fetchFn, `${baseUrl}/_matrix/client/versions`);
-    return status === 200 && Array.isArray(body?.versions);
-  } catch {
-    return false;
-  }
+/** Is there a client-server API at `baseUrl`? (AutoDiscovery's own check: /versions, a spec version it supports.) */
+async function checkedBaseUrl(baseUrl: string): Promise<string | null> {
+  const config = await AutoDiscovery.fromDiscoveryConfig({ "m.homeserver": { base_url: baseUrl } });
+  const hs = config["m.homeserver"];
+  return hs.state === AutoDiscoveryAction.SUCCESS && hs.base_url ? hs.base_url : null;
 }
 
 /**
- * Resolves a homeserver name or URL to the client-server API base URL, following
- * /.well-known/matrix/client (spec: "Server Discovery").
+ * Resolves a homeserver name or URL to the client-server API base URL.
+ *
+ * AutoDiscovery only looks at `https://<name>/.well-known/matrix/client`. Around it we keep what
+ * people type into a sign-in form working: a plain-http local server, the address of the API itself
+ * (no .well-known there), and a .well-known that points somewhere dead (we fall back to the address).
  */
-export async function resolveHomeserver(input: string, fetchFn: FetchLike = (u, i) => fetch(u, i)): Promise<string> {
+export async function resolveHomeserver(input: string): Promise<string> {
   const { url } = normaliseInput(input);
-  if (!url) throw new HomeserverError(0, "M_INVALID_PARAM", "Enter a homeserver name or address.");
+  if (!url) throw new MatrixError({ errcode: "M_INVALID_PARAM", error: "Enter a homeserver name or address." });
   const origin = new URL(url).origin;
-  let wellKnownBase: string | undefined;
-  try {
-    const { status, body } = await getJson(fetchFn, `${origin}/.well-known/matrix/client`);
-    if (status === 200 && body && typeof body["m.homeserver"]?.base_url === "string") {
-      wellKnownBase = String(body["m.homeserver"].base_url).replace(/\/+$/, "");
-    }
-  } catch {
-    // No well-known (or unreachable): fall back to the URL itself.
+  const found = await AutoDiscovery.findClientConfig(origin);
+  const hs = found["m.homeserver"];
+  if (hs.state === AutoDiscoveryAction.SUCCESS && hs.base_url) return hs.base_url;
+  for (const candidate of origin === url ? [url] : [url, origin]) {
+    const base = await checkedBaseUrl(candidate);
+    if (base) return base;
   }
-  if (wellKnownBase && (await isClientApi(fetchFn, wellKnownBase))) return wellKnownBase;
-  if (await isClientApi(fetchFn, url)) return url;
-  if (origin !== url && (await isClientApi(fetchFn, origin))) return origin;
   throw new UnreachableError(input.trim());
 }

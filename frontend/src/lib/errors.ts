@@ -1,16 +1,5 @@
-// Turns anything thrown by fetch / the homeserver / the SDK into a sentence a person understands.
-
-export class HomeserverError extends Error {
-  constructor(
-    public readonly httpStatus: number,
-    public readonly errcode: string | undefined,
-    message: string,
-    public readonly data: Record<string, unknown> = {},
-  ) {
-    super(message);
-    this.name = "HomeserverError";
-  }
-}
+// Turns anything thrown by fetch / the homeserver / the SDK (MatrixError, ConnectionError) into a
+// sentence a person understands.
 
 export class UnreachableError extends Error {
   constructor(public readonly target: string, cause?: unknown) {

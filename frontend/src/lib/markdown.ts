@@ -1,5 +1,6 @@
 import { Marked } from "marked";
 import DOMPurify from "dompurify";
+import { userIdFromPermalink } from "./permalinks";
 
 const marked = new Marked({ gfm: true, breaks: true, async: false });
 
@@ -13,7 +14,7 @@ const ALLOWED_ATTR = ["href", "name", "target", "width", "height", "alt", "title
 
 /** True when the text contains something Markdown would change; plain text is sent without formatted_body. */
 export function looksLikeMarkdown(text: string): boolean {
-  return /[*_`~#>\[\]|]|^\s*[-+]\s|^\s*\d+\.\s|https?:\/\//m.test(text);
+  return /[*_`~#>[\]|]|^\s*[-+]\s|^\s*\d+\.\s|https?:\/\//m.test(text);
 }
 
 function escapeHtml(text: string): string {
@@ -52,8 +53,24 @@ export function renderMarkdown(text: string): MessageBody {
   return { body, format: "org.matrix.custom.html", formatted_body: html };
 }
 
-/** Makes links in received HTML open in a new tab, safely. */
-export function prepareReceivedHtml(html: string): string {
+/**
+ * Received HTML made safe to show: sanitised, links opening in a new tab, and links to people
+ * (matrix.to) shown as mention pills (`pill`, and `pill-me` for the reader).
+ */
+export function prepareReceivedHtml(html: string, me?: string): string {
   const clean = sanitizeHtml(html);
-  return clean.replace(/<a /g, '<a target="_blank" rel="noreferrer noopener" ');
+  if (typeof document === "undefined") return clean.replace(/<a /g, '<a target="_blank" rel="noreferrer noopener" ');
+  const t = document.createElement("template");
+  t.innerHTML = clean;
+  for (const a of Array.from(t.content.querySelectorAll("a"))) {
+    a.setAttribute("target", "_blank");
+    a.setAttribute("rel", "noreferrer noopener");
+    const userId = userIdFromPermalink(a.getAttribute("href") ?? "");
+    if (userId) {
+      a.classList.add("pill");
+      if (userId === me) a.classList.add("pill-me");
+      a.setAttribute("data-user-id", userId);
+    }
+  }
+  return t.innerHTML;
 }

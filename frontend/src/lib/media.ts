@@ -50,22 +50,23 @@ export function useMedia(
   client: MatrixClient | null,
   src: { mxc?: string; file?: EncryptedFileInfo; mimetype?: string; size?: number } | null,
 ): { url?: string; error?: string } {
-  const [state, setState] = useState<{ url?: string; error?: string }>({});
-  const key = src ? `${src.file?.url ?? src.mxc}|${src.size ?? ""}` : "";
+  const mxc = src?.mxc;
+  const file = src?.file;
+  const mimetype = src?.mimetype;
+  const size = src?.size;
+  const key = src ? `${file?.url ?? mxc}|${size ?? ""}` : "";
+  // what we loaded, for which key: a result for an earlier key is never shown
+  const [state, setState] = useState<{ key: string; url?: string; error?: string }>({ key: "" });
   useEffect(() => {
-    if (!client || !src || !(src.mxc || src.file)) {
-      setState({});
-      return;
-    }
+    if (!client || !(mxc || file)) return;
     let alive = true;
-    loadMediaUrl(client, src).then(
-      (url) => alive && setState({ url }),
-      (e) => alive && setState({ error: e instanceof Error ? e.message : String(e) }),
+    loadMediaUrl(client, { mxc, file, mimetype, size }).then(
+      (url) => alive && setState({ key, url }),
+      (e: unknown) => alive && setState({ key, error: e instanceof Error ? e.message : String(e) }),
     );
     return () => {
       alive = false;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [client, key]);
-  return state;
+  }, [client, key, mxc, file, mimetype, size]);
+  return state.key === key && key ? { url: state.url, error: state.error } : {};
 }

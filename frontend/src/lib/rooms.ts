@@ -55,6 +55,13 @@ export function sortRooms<T extends Pick<RoomSummary, "membership" | "lastActivi
   });
 }
 
+const pluralRules = new Intl.PluralRules("en");
+
+/** "1 member", "2 members", "0 members". */
+export function plural(count: number, one: string, other = `${one}s`): string {
+  return `${count.toLocaleString()} ${pluralRules.select(count) === "one" ? one : other}`;
+}
+
 export function formatTime(ts: number, now = Date.now()): string {
   const d = new Date(ts);
   const n = new Date(now);

@@ -15,7 +15,8 @@ export class EncryptedRoomRegistry {
   constructor(private storage: Storage | null = typeof localStorage !== "undefined" ? localStorage : null) {
     try {
       const raw = this.storage?.getItem(KEY);
-      if (raw) for (const r of JSON.parse(raw)) this.rooms.add(r);
+      const list: unknown = raw ? JSON.parse(raw) : [];
+      if (Array.isArray(list)) for (const r of list) if (typeof r === "string") this.rooms.add(r);
     } catch {
       /* ignore */
     }

@@ -1,4 +1,4 @@
-import type { MatrixEvent } from "matrix-js-sdk";
+import { EventStatus, type MatrixEvent } from "matrix-js-sdk";
 
 export interface Reaction {
   key: string;
@@ -14,7 +14,7 @@ export interface TimelineItem {
   sender: string;
   ts: number;
   /** effective content after applying the latest edit */
-  content: Record<string, any>;
+  content: Record<string, unknown>;
   edited: boolean;
   redacted: boolean;
   replyTo?: string;
@@ -27,9 +27,25 @@ export interface TimelineItem {
 
 const MESSAGE_TYPES = new Set(["m.room.message", "m.sticker"]);
 
-function relation(ev: MatrixEvent): { rel_type?: string; event_id?: string; key?: string; "m.in_reply_to"?: { event_id?: string } } | undefined {
+interface Relation {
+  rel_type?: string;
+  event_id?: string;
+  key?: string;
+  "m.in_reply_to"?: { event_id?: string };
+}
+
+function contentRelation(ev: MatrixEvent): Relation | undefined {
+  return ev.getContent<{ "m.relates_to"?: Relation }>()["m.relates_to"];
+}
+
+/** A content field meant to be text (`body`, `formatted_body`...): "" unless it really is a string. */
+export function textField(value: unknown): string {
+  return typeof value === "string" ? value : "";
+}
+
+function relation(ev: MatrixEvent): Relation | undefined {
   // relations stay in cleartext in the wire content of encrypted events
-  return (ev.getWireContent()?.["m.relates_to"] ?? ev.getContent()?.["m.relates_to"]) as never;
+  return (ev.getWireContent() as { "m.relates_to"?: Relation })["m.relates_to"] ?? contentRelation(ev);
 }
 
 /** Describes a state event for the timeline, or null to hide it. */
@@ -64,7 +80,7 @@ export function describeStateEvent(ev: MatrixEvent, nameOf: (userId: string) => 
     case "m.room.create":
       return `${who} created the room`;
     case "m.room.message":
-      return c.msgtype === "m.key.verification.request" ? `${who} asked ${nameOf(c.to ?? "")} to verify` : null;
+      return c.msgtype === "m.key.verification.request" ? `${who} asked ${nameOf(typeof c.to === "string" ? c.to : "")} to verify` : null;
     default:
       return null;
   }
@@ -80,7 +96,7 @@ export function buildTimeline(events: MatrixEvent[], myUserId: string): Timeline
   const redactedIds = new Set<string>();
   for (const ev of events) {
     if (!ev.isRedaction()) continue;
-    const target = (ev.event as { redacts?: string }).redacts ?? ev.getContent()?.redacts;
+    const target: unknown = (ev.event as { redacts?: string }).redacts ?? ev.getContent().redacts;
     if (typeof target === "string") redactedIds.add(target);
   }
   const isRedacted = (ev: MatrixEvent) => ev.isRedacted() || redactedIds.has(ev.getId() ?? "");
@@ -95,7 +111,7 @@ export function buildTimeline(events: MatrixEvent[], myUserId: string): Timeline
       if (!prev || prev.getTs() <= ev.getTs()) edits.set(rel.event_id, ev);
     } else if (rel.rel_type === "m.annotation" && ev.getType() === "m.reaction" && rel.key) {
       let byKey = reactions.get(rel.event_id);
-      if (!byKey) reactions.set(rel.event_id, (byKey = new Map()));
+      if (!byKey) reactions.set(rel.event_id, (byKey = new Map<string, Reaction>()));
       const r = byKey.get(rel.key) ?? { key: rel.key, senders: [] };
       const sender = ev.getSender()!;
       if (!r.senders.includes(sender)) r.senders.push(sender);
@@ -119,8 +135,8 @@ export function buildTimeline(events: MatrixEvent[], myUserId: string): Timeline
       redacted: isRedacted(ev),
       reactions: [...(reactions.get(id)?.values() ?? [])],
       encrypted,
-      pending: !!ev.status && ev.status !== "sent",
-      failed: ev.status === "not_sent",
+      pending: !!ev.status && ev.status !== EventStatus.SENT,
+      failed: ev.status === EventStatus.NOT_SENT,
       edited: false,
     };
     if (base.redacted) {
@@ -142,8 +158,9 @@ export function buildTimeline(events: MatrixEvent[], myUserId: string): Timeline
     }
     if (MESSAGE_TYPES.has(type)) {
       const edit = edits.get(id);
-      const content = edit ? { ...edit.getContent()["m.new_content"] } : { ...ev.getContent() };
-      const replyTo = rel?.["m.in_reply_to"]?.event_id ?? ev.getContent()?.["m.relates_to"]?.["m.in_reply_to"]?.event_id;
+      const newContent = edit?.getContent()["m.new_content"] as Record<string, unknown> | undefined;
+      const content: Record<string, unknown> = newContent ? { ...newContent } : { ...ev.getContent() };
+      const replyTo = rel?.["m.in_reply_to"]?.event_id ?? contentRelation(ev)?.["m.in_reply_to"]?.event_id;
       items.push({ ...base, kind: "message", content, edited: !!edit, replyTo });
       continue;
     }
@@ -169,12 +186,12 @@ export function plainTextOf(item: TimelineItem | undefined): string {
     case "m.image":
       return "📷 Image";
     case "m.file":
-      return `📎 ${c.body ?? "File"}`;
+      return `📎 ${textField(c.body) || "File"}`;
     case "m.video":
       return "🎬 Video";
     case "m.audio":
       return "🎵 Audio";
     default:
-      return String(c.body ?? "");
+      return textField(c.body);
   }
 }

@@ -6,15 +6,16 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.web.server import Request
 
+from homeserver.handlers.audit import Actor
 from homeserver.http.errors import BadJson
-from homeserver.http.request import parse_json_body
+from homeserver.http.request import parse_json_body, user_agent
 from homeserver.http.server import CLIENT_V3, Router
 
 if TYPE_CHECKING:
     from homeserver.app import HomeServer
 
 
-def register(hs: "HomeServer", router: Router) -> None:
+def register(hs: HomeServer, router: Router) -> None:
     async def list_devices(request: Request) -> tuple[int, Any]:
         requester = await hs.auth.get_user_by_req(request, allow_guest=True)
         return 200, {"devices": await hs.devices.list_devices(requester.user_id)}
@@ -37,7 +38,7 @@ def register(hs: "HomeServer", router: Router) -> None:
         body = parse_json_body(request, allow_empty=True)
         await hs.devices.get_device(requester.user_id, device_id)
         await hs.auth.check_ui_auth(body, [["m.login.password"]], f"delete_device:{device_id}", requester)
-        await hs.devices.delete_devices(requester.user_id, [device_id])
+        await hs.devices.delete_devices(requester.user_id, [device_id], by=Actor.of(requester, user_agent(request)))
         return 200, {}
 
     async def delete_devices(request: Request) -> tuple[int, Any]:
@@ -47,7 +48,7 @@ def register(hs: "HomeServer", router: Router) -> None:
         if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
             raise BadJson("devices must be a list of device ids")
         await hs.auth.check_ui_auth(body, [["m.login.password"]], "delete_devices", requester)
-        await hs.devices.delete_devices(requester.user_id, devices)
+        await hs.devices.delete_devices(requester.user_id, devices, by=Actor.of(requester, user_agent(request)))
         return 200, {}
 
     router.register_prefixes("GET", CLIENT_V3, "/devices", list_devices)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from homeserver.app import HomeServer
 
 
-def register(hs: "HomeServer", router: Router) -> None:
+def register(hs: HomeServer, router: Router) -> None:
     async def get_alias(request: Request, alias: str) -> tuple[int, Any]:
         room_id, servers = await hs.directory.resolve_alias(alias)
         return 200, {"room_id": room_id, "servers": servers}
@@ -31,7 +31,7 @@ def register(hs: "HomeServer", router: Router) -> None:
         return 200, {}
 
     async def room_aliases(request: Request, room_id: str) -> tuple[int, Any]:
-        requester = await hs.auth.get_user_by_req(request, allow_guest=True)
+        requester = await hs.auth.get_user_by_req(request)
         await hs.messages.get_state(requester, room_id)  # same visibility as the room state
         return 200, {"aliases": await hs.store.get_aliases_for_room(room_id)}
 
@@ -51,7 +51,7 @@ def register(hs: "HomeServer", router: Router) -> None:
 
     async def get_public_rooms(request: Request) -> tuple[int, Any]:
         server = parse_string(request, "server")
-        if server and server != hs.server_name and hs.directory.remote_public_rooms is not None:
+        if server and server != hs.server_name:
             return 200, await hs.directory.remote_public_rooms(server, {"limit": parse_integer(request, "limit")})
         return 200, await hs.directory.public_rooms(parse_integer(request, "limit"), parse_string(request, "since"), None)
 
@@ -59,7 +59,7 @@ def register(hs: "HomeServer", router: Router) -> None:
         await hs.auth.get_user_by_req(request, allow_guest=True)
         body = parse_json_body(request, allow_empty=True)
         server = parse_string(request, "server")
-        if server and server != hs.server_name and hs.directory.remote_public_rooms is not None:
+        if server and server != hs.server_name:
             return 200, await hs.directory.remote_public_rooms(server, body)
         limit = body.get("limit")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):

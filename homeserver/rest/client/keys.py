@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from homeserver.app import HomeServer
 
 
-def register(hs: "HomeServer", router: Router) -> None:
+def register(hs: HomeServer, router: Router) -> None:
     async def upload(request: Request, device_id: str | None = None) -> tuple[int, Any]:
         requester = await hs.auth.get_user_by_req(request, allow_guest=True)
         body = parse_json_body(request, allow_empty=True)
@@ -23,12 +23,12 @@ def register(hs: "HomeServer", router: Router) -> None:
     async def query(request: Request) -> tuple[int, Any]:
         requester = await hs.auth.get_user_by_req(request, allow_guest=True)
         body = parse_json_body(request, allow_empty=True)
-        return 200, await hs.e2e_keys.query_keys(requester, body)
+        return 200, await hs.e2e_keys.device_keys.query_keys(requester, body)
 
     async def claim(request: Request) -> tuple[int, Any]:
         requester = await hs.auth.get_user_by_req(request, allow_guest=True)
         body = parse_json_body(request)
-        return 200, await hs.e2e_keys.claim_keys(requester, body)
+        return 200, await hs.e2e_keys.one_time_keys.claim_keys(requester, body)
 
     async def changes(request: Request) -> tuple[int, Any]:
         requester = await hs.auth.get_user_by_req(request, allow_guest=True)
@@ -36,35 +36,35 @@ def register(hs: "HomeServer", router: Router) -> None:
         # Synapse ignores `to` and answers up to now; we honour it when given.
         to_token = parse_string(request, "to") or f"s{hs.streams.current}"
         assert from_token is not None
-        return 200, await hs.e2e_keys.key_changes(requester, from_token, to_token)
+        return 200, await hs.e2e_keys.device_keys.key_changes(requester, from_token, to_token)
 
     async def device_signing_upload(request: Request) -> tuple[int, Any]:
         requester = await hs.auth.get_user_by_req(request)
         body = parse_json_body(request)
-        await hs.e2e_keys.upload_signing_keys(requester, body)
+        await hs.e2e_keys.cross_signing.upload_signing_keys(requester, body)
         return 200, {}
 
     async def signatures_upload(request: Request) -> tuple[int, Any]:
         requester = await hs.auth.get_user_by_req(request, allow_guest=True)
         body = parse_json_body(request)
-        return 200, await hs.e2e_keys.upload_signatures(requester, body)
+        return 200, await hs.e2e_keys.cross_signing.upload_signatures(requester, body)
 
     async def get_dehydrated(request: Request) -> tuple[int, Any]:
         requester = await hs.auth.get_user_by_req(request)
-        return 200, await hs.e2e_keys.get_dehydrated_device(requester.user_id)
+        return 200, await hs.e2e_keys.dehydrated_devices.get_dehydrated_device(requester.user_id)
 
     async def put_dehydrated(request: Request) -> tuple[int, Any]:
         requester = await hs.auth.get_user_by_req(request)
-        return 200, await hs.e2e_keys.put_dehydrated_device(requester, parse_json_body(request))
+        return 200, await hs.e2e_keys.dehydrated_devices.put_dehydrated_device(requester, parse_json_body(request))
 
     async def delete_dehydrated(request: Request) -> tuple[int, Any]:
         requester = await hs.auth.get_user_by_req(request)
-        return 200, await hs.e2e_keys.delete_dehydrated_device(requester.user_id)
+        return 200, await hs.e2e_keys.dehydrated_devices.delete_dehydrated_device(requester.user_id)
 
     async def get_dehydrated_events(request: Request, device_id: str) -> tuple[int, Any]:
         requester = await hs.auth.get_user_by_req(request)
         limit = parse_integer(request, "limit", 100) or 100
-        body, limited = await hs.e2e_keys.dehydrated_device_events(
+        body, limited = await hs.e2e_keys.dehydrated_devices.dehydrated_device_events(
             requester.user_id, device_id, parse_string(request, "from"), limit
         )
         if not limited:
@@ -78,7 +78,7 @@ def register(hs: "HomeServer", router: Router) -> None:
         if next_batch is not None and not isinstance(next_batch, str):
             next_batch = None
         limit = parse_integer(request, "limit", 100) or 100
-        body, _ = await hs.e2e_keys.dehydrated_device_events(requester.user_id, device_id, next_batch, limit)
+        body, _ = await hs.e2e_keys.dehydrated_devices.dehydrated_device_events(requester.user_id, device_id, next_batch, limit)
         return 200, body
 
     dehydrated = "/org.matrix.msc3814.v1/dehydrated_device"

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 SERVICE_PREFIX = "/_wspr/livekit/jwt"
 
 
-def register(hs: "HomeServer", router: Router) -> None:
+def register(hs: HomeServer, router: Router) -> None:
     if not hs.config.sfu.enabled:
         return
     tokens = hs.call_tokens

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 FIELDS = ("displayname", "avatar_url")
 
 
-def register(hs: "HomeServer", router: Router) -> None:
+def register(hs: HomeServer, router: Router) -> None:
     def check_user(user_id: str) -> None:
         if not is_valid_user_id(user_id):
             raise MatrixError(400, "M_INVALID_PARAM", "Invalid user id")
@@ -34,7 +34,8 @@ def register(hs: "HomeServer", router: Router) -> None:
         return 200, {field: profile[field]}
 
     async def put_field(request: Request, user_id: str, field: str) -> tuple[int, Any]:
-        requester = await hs.auth.get_user_by_req(request, allow_guest=True)
+        # Guests may change their display name only (spec, Guest Access).
+        requester = await hs.auth.get_user_by_req(request, allow_guest=field == "displayname")
         check_user(user_id)
         body = parse_json_body(request)
         if field not in FIELDS:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.web.server import Request
 
 from homeserver.http.request import parse_json_body, parse_string
-from homeserver.http.server import CLIENT_V3, CLIENT_UNSTABLE, Router
+from homeserver.http.server import CLIENT_UNSTABLE, CLIENT_V3, Router
 
 if TYPE_CHECKING:
     from homeserver.app import HomeServer
@@ -17,7 +17,7 @@ ROOM = "/(?P<room_id>[^/]+)"
 SESSION = "/(?P<session_id>[^/]+)"
 
 
-def register(hs: "HomeServer", router: Router) -> None:
+def register(hs: HomeServer, router: Router) -> None:
     async def create_version(request: Request) -> tuple[int, Any]:
         requester = await hs.auth.get_user_by_req(request)
         version = await hs.room_keys.create_version(requester.user_id, parse_json_body(request))

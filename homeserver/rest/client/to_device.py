@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from homeserver.app import HomeServer
 
 
-def register(hs: "HomeServer", router: Router) -> None:
+def register(hs: HomeServer, router: Router) -> None:
     async def send_to_device(request: Request, event_type: str, txn_id: str) -> tuple[int, Any]:
         requester = await hs.auth.get_user_by_req(request, allow_guest=True)
         body = parse_json_body(request)

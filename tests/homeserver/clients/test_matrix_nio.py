@@ -6,7 +6,17 @@ from __future__ import annotations
 import asyncio
 import tempfile
 
-from nio import AsyncClient, InviteMemberEvent, JoinResponse, RegisterResponse, RoomCreateResponse, RoomMessageText, RoomSendResponse, SyncResponse
+from nio import (
+    AsyncClient,
+    DevicesResponse,
+    InviteMemberEvent,
+    JoinResponse,
+    RegisterResponse,
+    RoomCreateResponse,
+    RoomMessageText,
+    RoomSendResponse,
+    SyncResponse,
+)
 from twisted.internet import threads
 from twisted.trial import unittest
 
@@ -54,6 +64,17 @@ async def _scenario(base_url: str) -> dict[str, list[str]]:
                     break
         # nio's room model tracks membership from sync.
         seen["members"] = sorted(alice.rooms[room_id].users)
+        # nio validates GET /devices against a schema that requires display_name,
+        # last_seen_ip and last_seen_ts (null allowed) on every device: a second session
+        # signed in through the API without a device name has no display name.
+        second = AsyncClient(base_url, "alice", store_path=store)
+        try:
+            await second.login("alice-password")
+        finally:
+            await second.close()
+        devices = await alice.devices()
+        assert isinstance(devices, DevicesResponse), devices
+        seen["devices"] = [d.display_name for d in devices.devices]
         return seen
     finally:
         await alice.close()
@@ -71,3 +92,4 @@ class MatrixNioTest(unittest.TestCase):
         self.assertIn("hi bob 2", seen["alice"])
         self.assertIn("hi alice", seen["alice"])
         self.assertEqual(seen["members"], ["@alice:localhost", "@bob:localhost"])
+        self.assertEqual(sorted(seen["devices"], key=str), [None, "nio alice"])

@@ -149,7 +149,7 @@ class NastyInputsTest(unittest.TestCase):
         status, _ = await threads.deferToThread(raw_http, port, b"GET /_matrix/client/v3/rooms/\xc3/state HTTP/1.1", alice.access_token)
         self.assertEqual(status, 400)
         odd_txn = ["%FF%FE", "%00", "a%2Fb", "%25", "%2525", "..", "%20", "%E2%80%AE", "x" * 300]
-        for i, txn in enumerate(odd_txn):
+        for txn in odd_txn:
             await self._expect(alice, "PUT", f"{send}/{txn}", data=msg)
         for event_type in ["%00", "m.room.message%00", "%FF", "a%2Fb", "%E2%80%AE"]:
             await self._expect(alice, "PUT", f"{V3}/rooms/{q(rid)}/send/{event_type}/t-{event_type}", data=b'{"k":1}')

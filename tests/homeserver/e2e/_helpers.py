@@ -10,7 +10,6 @@ import signedjson.sign
 
 from tests.support.wspr import MatrixClient
 
-
 # One-time and fallback keys must look signed (the server checks the shape, not the
 # signature: only the claiming client can check it against the device's key).
 SIGS = {"@someone:example.org": {"ed25519:DEVICE": "c2lnbmF0dXJl"}}

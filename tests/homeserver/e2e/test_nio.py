@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     nio = None
 
 
-async def _step(client: "AsyncClient", timeout_ms: int = 0) -> Any:
+async def _step(client: AsyncClient, timeout_ms: int = 0) -> Any:
     """One sync, then the key work nio leaves to the caller."""
     resp = await client.sync(timeout=timeout_ms)
     if not isinstance(resp, nio.SyncResponse):
@@ -41,7 +41,7 @@ async def _step(client: "AsyncClient", timeout_ms: int = 0) -> Any:
     return resp
 
 
-async def _wait_for_text(client: "AsyncClient", room_id: str, body: str, other: "AsyncClient") -> list[str]:
+async def _wait_for_text(client: AsyncClient, room_id: str, body: str, other: AsyncClient) -> list[str]:
     """Syncs until the decrypted message shows up; returns decrypted bodies seen."""
     seen: list[str] = []
     deadline = time.monotonic() + 60

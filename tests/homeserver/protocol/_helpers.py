@@ -1,8 +1,10 @@
 """Builds realistic rooms for auth-rule and state-resolution tests.
 
-Events get real reference-hash event ids (attached under "event_id" as the
-server's callers do), real room ids (v12: derived from the create event) and
-`auth_events` chosen by the auth events selection algorithm.
+Events get real event ids (reference hashes attached under "event_id" as the
+server's callers do; in room versions 1 and 2 ids "$n:<sender's server>" in
+the PDU, and `prev_events` / `auth_events` as `[id, hashes]` pairs), real
+room ids (v12: derived from the create event) and `auth_events` chosen by
+the auth events selection algorithm.
 """
 
 from __future__ import annotations
@@ -11,7 +13,12 @@ import itertools
 from typing import Any
 
 from homeserver.protocol import auth_rules
-from homeserver.protocol.event_ids import compute_event_id
+from homeserver.protocol.event_ids import (
+    compute_event_id,
+    event_reference,
+    make_legacy_event_id,
+)
+from homeserver.protocol.identifiers import server_name_of
 from homeserver.protocol.room_versions import RoomVersion, get_room_version
 
 StateKey = tuple[str, str]
@@ -36,6 +43,7 @@ class Room:
         self.events: dict[str, dict[str, Any]] = {}
         self.state: dict[StateKey, str] = {}
         self._ts = itertools.count(ts_start)
+        self._ids = itertools.count(1)
         content: dict[str, Any] = {"room_version": self.rv.identifier}
         if not self.rv.implicit_room_creator:
             content["creator"] = creator
@@ -58,6 +66,8 @@ class Room:
         else:
             self.room_id = "!room:" + creator.split(":", 1)[1]
             create["room_id"] = self.room_id
+            if self.rv.event_id_in_pdu:
+                create["event_id"] = self.legacy_event_id(creator)
             create["event_id"] = compute_event_id(create, self.rv)
         self.create = create
         self._add(create)
@@ -65,6 +75,10 @@ class Room:
         self.last = create["event_id"]
 
     # -- building -------------------------------------------------------------
+
+    def legacy_event_id(self, sender: str) -> str:
+        """Room versions 1/2: a fresh id from the sender's server."""
+        return make_legacy_event_id(str(next(self._ids)), server_name_of(sender))
 
     def _add(self, event: dict[str, Any]) -> None:
         self.events[event["event_id"]] = event
@@ -102,6 +116,10 @@ class Room:
                 state[k] for k in auth_rules.auth_types_for_event(event, self.rv) if k in state
             ]
         event["auth_events"] = auth_events
+        if self.rv.event_id_in_pdu:
+            for key in ("prev_events", "auth_events"):
+                event[key] = [event_reference(self.events[e], self.rv) for e in event[key]]
+            event["event_id"] = self.legacy_event_id(sender)
         event["event_id"] = compute_event_id(event, self.rv)
         self._add(event)
         return event

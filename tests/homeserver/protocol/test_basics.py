@@ -8,6 +8,7 @@ import copy
 import json
 
 from twisted.trial import unittest
+from unpaddedbase64 import encode_base64
 
 from homeserver.protocol import (
     canonical_json,
@@ -27,7 +28,7 @@ def spec_signing_key() -> signing.SigningKey:
 
 class RoomVersionsTests(unittest.TestCase):
     def test_known_versions(self) -> None:
-        self.assertEqual(set(room_versions.KNOWN_ROOM_VERSIONS), {"10", "11", "12"})
+        self.assertEqual(set(room_versions.KNOWN_ROOM_VERSIONS), {str(n) for n in range(1, 13)})
         self.assertEqual(room_versions.DEFAULT_ROOM_VERSION, "11")
         v10, v11, v12 = (room_versions.get_room_version(v) for v in ("10", "11", "12"))
         self.assertFalse(v10.implicit_room_creator)
@@ -41,7 +42,7 @@ class RoomVersionsTests(unittest.TestCase):
         self.assertIs(room_versions.get_room_version(v12), v12)
 
     def test_unsupported(self) -> None:
-        for bad in ("9", "1", "13", "", None):
+        for bad in ("0", "13", "org.matrix.hydra.11", "", None):
             with self.assertRaises(room_versions.UnsupportedRoomVersion):
                 room_versions.get_room_version(bad)  # type: ignore[arg-type]
         # KeyError-like so `except KeyError` callers work.
@@ -545,3 +546,133 @@ class MalformedSignatureTests(unittest.TestCase):
                 signing.verify_event_signature({"type": "x", "content": {}, "signatures": sigs}, "11", "domain", vk)
         with self.assertRaises(signing.SignatureError):
             signing.verify_json({"a": 1}, "domain", vk)
+
+
+class LegacyEventIdTests(unittest.TestCase):
+    """Room versions 1-3 event ids (vectors from Synapse 1.163)."""
+
+    MESSAGE = EventIdTests.MESSAGE
+    V1_MESSAGE = dict(
+        EventIdTests.MESSAGE,
+        event_id="$15:example.org",
+        prev_events=[["$a:example.org", {"sha256": "aaa"}]],
+        auth_events=[["$b:example.org", {"sha256": "bbb"}], ["$c:example.org", {}]],
+    )
+
+    def test_v3_standard_base64_v4_url_safe(self) -> None:
+        # The same reference hash; v3 spells it with "/" and "+".
+        self.assertEqual(event_ids.compute_event_id(self.MESSAGE, "3"), "$3rHbGjO9a77sIvrS0L13PShA6d3CYe9Obgk9/DTd+lc")
+        for v in ("4", "5", "6", "7", "8", "9", "10"):
+            self.assertEqual(event_ids.compute_event_id(self.MESSAGE, v), "$3rHbGjO9a77sIvrS0L13PShA6d3CYe9Obgk9_DTd-lc", v)
+        # A local event_id does not feed back into the v3 hash either.
+        self.assertEqual(
+            event_ids.compute_event_id(dict(self.MESSAGE, event_id="$x"), "3"),
+            "$3rHbGjO9a77sIvrS0L13PShA6d3CYe9Obgk9/DTd+lc",
+        )
+
+    def test_v1_v2_ids_come_from_the_pdu(self) -> None:
+        for v in ("1", "2"):
+            self.assertEqual(event_ids.compute_event_id(self.V1_MESSAGE, v), "$15:example.org")
+            with self.assertRaises(ValueError):
+                event_ids.compute_event_id(self.MESSAGE, v)
+            # The id is part of the PDU, so of its reference hash.
+            self.assertEqual(
+                encode_base64(event_ids.compute_reference_hash(self.V1_MESSAGE, v)),
+                "L87s7T4grVqqEgeaqjaxG4mTbSHS4MozI/QErLzUPGk",
+            )
+            other = dict(self.V1_MESSAGE, event_id="$16:example.org")
+            self.assertNotEqual(event_ids.compute_reference_hash(other, v), event_ids.compute_reference_hash(self.V1_MESSAGE, v))
+
+    def test_references(self) -> None:
+        self.assertEqual(
+            event_ids.event_reference(self.V1_MESSAGE, "1"),
+            ["$15:example.org", {"sha256": "L87s7T4grVqqEgeaqjaxG4mTbSHS4MozI/QErLzUPGk"}],
+        )
+        self.assertEqual(event_ids.event_reference(self.MESSAGE, "3"), "$3rHbGjO9a77sIvrS0L13PShA6d3CYe9Obgk9/DTd+lc")
+        self.assertEqual(event_ids.event_reference(self.MESSAGE, "11"), event_ids.compute_event_id(self.MESSAGE, "11"))
+
+    def test_make_legacy_event_id(self) -> None:
+        self.assertEqual(event_ids.make_legacy_event_id("1700000000abc", "example.org:8448"), "$1700000000abc:example.org:8448")
+        for bad in ("", "a:b"):
+            with self.assertRaises(ValueError):
+                event_ids.make_legacy_event_id(bad, "example.org")
+
+
+class RedactionPerVersionTests(unittest.TestCase):
+    """What each room version's redaction algorithm keeps ("Redactions" on
+    the v1, v6, v8, v9 and v11 pages)."""
+
+    def _content(self, etype: str, content: dict, version: str) -> dict:
+        return redaction.redact_event({"type": etype, "content": content}, version)["content"]
+
+    def test_aliases_until_v6(self) -> None:
+        aliases = {"aliases": ["#a:b"], "x": 1}
+        for v in ("1", "2", "3", "4", "5"):
+            self.assertEqual(self._content("m.room.aliases", aliases, v), {"aliases": ["#a:b"]}, v)
+        for v in ("6", "9", "10", "11"):
+            self.assertEqual(self._content("m.room.aliases", aliases, v), {}, v)
+
+    def test_join_rules_allow_from_v8(self) -> None:
+        jr = {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": "!a:b"}], "x": 1}
+        for v in ("1", "7"):
+            self.assertEqual(self._content("m.room.join_rules", jr, v), {"join_rule": "restricted"}, v)
+        for v in ("8", "9", "10"):
+            self.assertEqual(self._content("m.room.join_rules", jr, v), {k: jr[k] for k in ("join_rule", "allow")}, v)
+
+    def test_authorising_user_from_v9(self) -> None:
+        member = {"membership": "join", "join_authorised_via_users_server": "@a:b", "displayname": "x"}
+        for v in ("1", "7", "8"):
+            self.assertEqual(self._content("m.room.member", member, v), {"membership": "join"}, v)
+        for v in ("9", "10", "11"):
+            self.assertEqual(
+                self._content("m.room.member", member, v),
+                {"membership": "join", "join_authorised_via_users_server": "@a:b"},
+                v,
+            )
+
+    def test_v1_keeps_event_id_and_legacy_top_level_keys(self) -> None:
+        ev = dict(LegacyEventIdTests.V1_MESSAGE, membership="join", prev_state=[], redacts="$x:y")
+        redacted = redaction.redact_event(ev, "1")
+        self.assertEqual(redacted["event_id"], "$15:example.org")
+        self.assertEqual((redacted["origin"], redacted["membership"], redacted["prev_state"]), ("example.org", "join", []))
+        self.assertNotIn("redacts", redacted)
+        self.assertEqual(redacted["content"], {})
+
+
+class LegacySigningTests(unittest.TestCase):
+    def test_v1_event_id_server_must_sign(self) -> None:
+        join = {
+            "type": "m.room.member",
+            "event_id": "$abc:resident.org",
+            "sender": "@a:joiner.org",
+            "state_key": "@a:joiner.org",
+            "content": {"membership": "join"},
+        }
+        for v in ("1", "2"):
+            self.assertEqual(signing.required_signing_servers(join, v), {"joiner.org", "resident.org"})
+        # From v3 there is no such id (a local one is ignored).
+        self.assertEqual(signing.required_signing_servers(join, "3"), {"joiner.org"})
+        tpi = dict(join, content={"membership": "invite", "third_party_invite": {"signed": {}}})
+        self.assertEqual(signing.required_signing_servers(tpi, "1"), {"resident.org"})
+        # Restricted joins exist from v8 only.
+        restricted = dict(join, content={"membership": "join", "join_authorised_via_users_server": "@b:other.org"})
+        self.assertEqual(signing.required_signing_servers(restricted, "7"), {"joiner.org"})
+        self.assertEqual(signing.required_signing_servers(restricted, "8"), {"joiner.org", "other.org"})
+
+    def test_key_validity_from_v5(self) -> None:
+        event = {"type": "m.room.message", "origin_server_ts": 1234}
+        for v in ("1", "4"):
+            self.assertEqual(signing.key_validity_ts(event, v), 0, v)
+        for v in ("5", "10", "12"):
+            self.assertEqual(signing.key_validity_ts(event, v), 1234, v)
+        self.assertEqual(signing.key_validity_ts({"origin_server_ts": "x"}, "5"), 0)
+
+    def test_sign_and_verify_v1_event(self) -> None:
+        key = spec_signing_key()
+        unhashed = {k: v for k, v in LegacyEventIdTests.V1_MESSAGE.items() if k != "hashes"}
+        signed = signing.sign_event(unhashed, "1", "example.org", key)
+        self.assertTrue(event_hashing.check_content_hash(signed))
+        signing.verify_event_signature(signed, "1", "example.org", signing.get_verify_key(key))
+        # The event id is covered: another id breaks the signature.
+        with self.assertRaises(signing.SignatureError):
+            signing.verify_event_signature(dict(signed, event_id="$16:example.org"), "1", "example.org", signing.get_verify_key(key))

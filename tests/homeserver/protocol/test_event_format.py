@@ -72,16 +72,16 @@ class PduFormatTests(unittest.TestCase):
     def test_prev_and_auth_event_counts(self) -> None:
         room = self._room("11")
         msg = _pdu(room.make("m.room.message", ALICE, {}))
-        check_pdu_format(dict(msg, prev_events=["$e%d" % i for i in range(20)]), "11")
+        check_pdu_format(dict(msg, prev_events=[f"$e{i}" for i in range(20)]), "11")
         with self.assertRaises(EventFormatError):
-            check_pdu_format(dict(msg, prev_events=["$e%d" % i for i in range(21)]), "11")
+            check_pdu_format(dict(msg, prev_events=[f"$e{i}" for i in range(21)]), "11")
         with self.assertRaises(EventFormatError):
-            check_pdu_format(dict(msg, auth_events=["$e%d" % i for i in range(11)]), "11")
+            check_pdu_format(dict(msg, auth_events=[f"$e{i}" for i in range(11)]), "11")
         room12 = self._room("12")
         msg12 = _pdu(room12.make("m.room.message", ALICE, {}))
-        check_pdu_format(dict(msg12, auth_events=["$e%d" % i for i in range(9)]), "12")
+        check_pdu_format(dict(msg12, auth_events=[f"$e{i}" for i in range(9)]), "12")
         with self.assertRaises(EventFormatError):  # the implicit create counts
-            check_pdu_format(dict(msg12, auth_events=["$e%d" % i for i in range(10)]), "12")
+            check_pdu_format(dict(msg12, auth_events=[f"$e{i}" for i in range(10)]), "12")
 
     def test_v12_room_ids(self) -> None:
         room = self._room("12")
@@ -130,3 +130,97 @@ class StripUnsignedTests(unittest.TestCase):
         )
         self.assertEqual(event_format.strip_unsigned_for_federation({"type": "x", "unsigned": 3})["unsigned"], {})
         self.assertNotIn("unsigned", event_format.strip_unsigned_for_federation({"type": "x"}))
+
+
+class LegacyFormatTests(unittest.TestCase):
+    """Room versions 1-9: event ids in the PDU and [id, hash] citations (v1,
+    v2), non-canonical JSON (v1-v5), code point size limits (before v11)."""
+
+    def _room(self, v: str) -> Room:
+        room = Room(v)
+        room.start()
+        return room
+
+    def test_v1_v2_events(self) -> None:
+        for v in ("1", "2"):
+            room = self._room(v)
+            for event in room.events.values():
+                check_pdu_format(event, v)
+            msg = room.make("m.room.message", ALICE, {"body": "x"})
+            self.assertEqual(msg["event_id"].split(":", 1)[1], "a.example")
+            self.assertTrue(all(isinstance(p, list) and len(p) == 2 for p in msg["prev_events"]))
+            # The id is part of the PDU here.
+            with self.assertRaises(EventFormatError):
+                check_pdu_format(_pdu(msg), v)
+            for bad_id in (5, "$nodomain", "$x:"):
+                with self.assertRaises(EventFormatError, msg=repr(bad_id)):
+                    check_pdu_format(dict(msg, event_id=bad_id), v)
+            ids = [p[0] for p in msg["prev_events"]]
+            for bad in (ids, [[ids[0]]], [[ids[0], {"sha256": 1}]], [[ids[0], "hash"]], [[5, {}]]):
+                with self.assertRaises(EventFormatError, msg=repr(bad)):
+                    check_pdu_format(dict(msg, prev_events=bad), v)
+            # Synapse ignores the hashes once parsed: any string map will do.
+            check_pdu_format(dict(msg, prev_events=[[ids[0], {}]]), v)
+            check_pdu_format(dict(msg, prev_events=[[ids[0], {"sha1": "x"}]]), v)
+            with self.assertRaises(EventFormatError):
+                check_pdu_format(dict(msg, auth_events=[[f"$e{i}:x", {}] for i in range(11)]), v)
+
+    def test_v3_plus_plain_ids(self) -> None:
+        room = self._room("3")
+        msg = room.make("m.room.message", ALICE, {})
+        check_pdu_format(_pdu(msg), "3")
+        self.assertTrue(event_format.is_valid_event_id(msg["event_id"], "3"))
+        with self.assertRaises(EventFormatError):
+            check_pdu_format(dict(_pdu(msg), prev_events=[[msg["prev_events"][0], {}]]), "3")
+        self.assertTrue(event_format.is_valid_event_id("$abc:server", "1"))
+        self.assertFalse(event_format.is_valid_event_id("$abc", "1"))
+        self.assertFalse(event_format.is_valid_event_id("$3rHbGjO9a77sIvrS0L13PShA6d3CYe9Obgk9_DTd-lc", "3"))
+        self.assertTrue(event_format.is_valid_event_id("$3rHbGjO9a77sIvrS0L13PShA6d3CYe9Obgk9/DTd+lc", "3"))
+        self.assertFalse(event_format.is_valid_event_id("$3rHbGjO9a77sIvrS0L13PShA6d3CYe9Obgk9/DTd+lc", "4"))
+
+    def test_canonical_json_from_v6(self) -> None:
+        for v in ("1", "3", "5"):
+            room = self._room(v)
+            msg = room.make("m.room.message", ALICE, {"n": 1.5, "big": 2**60})
+            check_pdu_format(msg if v == "1" else _pdu(msg), v)
+        for v in ("6", "9"):
+            room = self._room(v)
+            for content in ({"n": 1.5}, {"big": 2**60}):
+                with self.assertRaises(EventFormatError, msg=f"{v} {content}"):
+                    check_pdu_format(_pdu(room.make("m.room.message", ALICE, content)), v)
+
+    def test_size_limits_by_version(self) -> None:
+        # 128 two-byte characters: within 255 code points, over 255 bytes.
+        for v, persist in (("1", True), ("10", True), ("11", False)):
+            room = self._room(v)
+            topic = room.make("m.room.topic", ALICE, {}, "é" * 128)
+            with self.assertRaises(event_format.EventSizeError) as cm:
+                check_pdu_format(topic if v == "1" else _pdu(topic), v)
+            self.assertEqual(cm.exception.persist_as_rejected, persist, v)
+            # Over 255 code points is always dropped.
+            too_long = room.make("m.room.topic", ALICE, {}, "k" * 256)
+            with self.assertRaises(event_format.EventSizeError) as cm:
+                check_pdu_format(too_long if v == "1" else _pdu(too_long), v)
+            self.assertFalse(cm.exception.persist_as_rejected)
+
+    def test_cited_ids(self) -> None:
+        v1 = {"prev_events": [["$a:x", {"sha256": "h"}], ["$b:x", {}]], "auth_events": [["$c:x", {}]]}
+        self.assertEqual(event_format.prev_event_ids(v1, "1"), ["$a:x", "$b:x"])
+        self.assertEqual(event_format.auth_event_ids(v1, "2"), ["$c:x"])
+        v3 = {"prev_events": ["$a", "$b"], "auth_events": ["$c"]}
+        for v in ("3", "10", "12"):
+            self.assertEqual(event_format.prev_event_ids(v3, v), ["$a", "$b"])
+            self.assertEqual(event_format.auth_event_ids(v3, v), ["$c"])
+        # Junk is skipped, never a crash.
+        for junk in (None, 5, "x", {"a": 1}, [1, None, []], [[], [5, {}]]):
+            self.assertEqual(event_format.prev_event_ids({"prev_events": junk}, "1"), [])
+        self.assertEqual(event_format.auth_event_ids({}, "11"), [])
+
+    def test_event_record_reads_every_format(self) -> None:
+        from homeserver.events.event import Event
+
+        v1 = {"prev_events": [["$a:x", {"sha256": "h"}]], "auth_events": [["$c:x", {}], ["$d:x", {}]]}
+        event = Event(event_id="$e:x", pdu=v1, room_version="1")
+        self.assertEqual((event.prev_event_ids, event.auth_event_ids), (["$a:x"], ["$c:x", "$d:x"]))
+        event = Event(event_id="$e", pdu={"prev_events": ["$a"], "auth_events": ["$c"]}, room_version="11")
+        self.assertEqual((event.prev_event_ids, event.auth_event_ids), (["$a"], ["$c"]))

@@ -245,7 +245,7 @@ class GenericEvaluationTest(unittest.TestCase):
         import itertools
         import json as _json
 
-        from homeserver.protocol.push_rules import build_ruleset, evaluate, may_be_personal, EvaluationContext
+        from homeserver.protocol.push_rules import EvaluationContext, build_ruleset, evaluate, may_be_personal
 
         users = [("@alice:hs", "Alice"), ("@bob:hs", None), ("@carol:hs", "Caz"), ("@room:hs", "everyone")]
         bodies = ["hello", "hi Alice!", "ping bob", "@room look", "Caz?", "nothing here", "alice"]

@@ -82,7 +82,7 @@ class BigRoomTests(unittest.TestCase):
         self.assertEqual(len(resolved), n_members + 4)
         self.assertEqual(resolved[("m.room.power_levels", "")], "$PL2")
         for i in range(1, n_conflicts):
-            user = "@u%d:s%d.example" % (i, i % 50)
+            user = f"@u{i}:s{i % 50}.example"
             # Bans (power events, applied first) stick; kicked users' later
             # display-name joins are allowed again in the public room.  User 5
             # was promoted to Bob's level by PL2, so Bob's ban of them fails.

@@ -2,9 +2,10 @@
 
 The DAG scenarios are the community's standard state-resolution cases (ban vs
 power levels, join-rule evasion, topic reset, mainline ordering...) as also
-used by Synapse's and other homeservers' test suites; each is run for room
-versions 10, 11 and 12.  The harness builds every event's `auth_events` from
-the resolved state before it, exactly as a server would.
+used by Synapse's and other homeservers' test suites; each is run for every
+room version that resolves state with v2 (2 to 11) or v2.1 (12), in the
+room version's event format.  The harness builds every event's `auth_events`
+from the resolved state before it, exactly as a server would.
 """
 
 from __future__ import annotations
@@ -15,8 +16,14 @@ from typing import Any
 
 from twisted.trial import unittest
 
+from homeserver.protocol import state_resolution
 from homeserver.protocol import state_resolution_v2 as sr
-from homeserver.protocol.auth_rules import AuthError, auth_types_for_event, check_auth_rules
+from homeserver.protocol.auth_rules import (
+    AuthError,
+    auth_types_for_event,
+    check_auth_rules,
+)
+from homeserver.protocol.event_ids import event_reference
 from homeserver.protocol.room_versions import get_room_version
 
 from ._helpers import ALICE as H_ALICE
@@ -29,6 +36,8 @@ EVELYN = "@evelyn:example.com"
 ZARA = "@zara:example.com"
 
 StateKey = tuple[str, str]
+# Room versions resolving state with v2 (2-11) or v2.1 (12).
+V2_VERSIONS = tuple(str(n) for n in range(2, 13))
 
 
 def pl_users(version: str, users: Mapping[str, int]) -> dict[str, int]:
@@ -49,7 +58,7 @@ class Node:
 
 def initial_nodes(version: str) -> list[Node]:
     create_content: dict[str, Any] = {"room_version": version}
-    if version == "10":
+    if not get_room_version(version).implicit_room_creator:
         create_content["creator"] = ALICE
     join = {"membership": "join"}
     return [
@@ -91,7 +100,7 @@ class Graph:
         all_nodes = {n.node_id: n for n in itertools.chain(initial, nodes)}
         prevs: dict[str, set[str]] = {n: set() for n in all_nodes}
         for chain in [INITIAL_EDGES, *edges]:
-            for a, b in zip(chain, chain[1:]):
+            for a, b in itertools.pairwise(chain):
                 prevs[a].add(b)
         self.event_map: dict[str, dict[str, Any]] = {}
         self.state_after: dict[str, dict[StateKey, str]] = {}
@@ -104,15 +113,17 @@ class Graph:
             elif len(prev_states) == 1:
                 state_before = dict(prev_states[0])
             else:
-                state_before = sr.resolve_state(version, prev_states, self.event_map)
+                state_before = state_resolution.resolve_state(version, prev_states, self.event_map)
+            prev_ids = [eid(p) for p in sorted(prevs[node_id])]
             event: dict[str, Any] = {
                 "event_id": eid(node_id),
                 "type": node.type,
                 "sender": node.sender,
                 "content": node.content,
                 "origin_server_ts": next(ts),
-                "prev_events": [eid(p) for p in sorted(prevs[node_id])],
-                "depth": 1,
+                "prev_events": prev_ids,
+                # v2 ignores depth; v1 orders by it.
+                "depth": 1 + max((self.event_map[p]["depth"] for p in prev_ids), default=0),
             }
             if not (self.rv.room_id_from_create_event and node.type == "m.room.create"):
                 event["room_id"] = self.room_id
@@ -121,6 +132,9 @@ class Graph:
             event["auth_events"] = [
                 state_before[k] for k in auth_types_for_event(event, self.rv) if k in state_before
             ]
+            if self.rv.event_id_in_pdu:
+                for key in ("prev_events", "auth_events"):
+                    event[key] = [event_reference(self.event_map[e], self.rv) for e in event[key]]
             self.event_map[event["event_id"]] = event
             state_after = dict(state_before)
             if node.state_key is not None:
@@ -133,7 +147,7 @@ class Graph:
 
 
 class ScenarioTests(unittest.TestCase):
-    def do_check(self, nodes: Sequence[Node], edges: Sequence[Sequence[str]], expected: Sequence[str], versions: Sequence[str] = ("10", "11", "12")) -> None:
+    def do_check(self, nodes: Sequence[Node], edges: Sequence[Sequence[str]], expected: Sequence[str], versions: Sequence[str] = V2_VERSIONS) -> None:
         for version in versions:
             graph = Graph(version, nodes, edges)
             expected_state = {graph.key_of(n): eid(n) for n in expected}
@@ -152,7 +166,7 @@ class ScenarioTests(unittest.TestCase):
                 Node("PB", BOB, "m.room.power_levels", "", {"users": pl_users(v, {ALICE: 100, BOB: 50})}),
             ]
         edges = [["END", "MB", "MA", "PA", "START"], ["END", "PB", "PA"]]
-        for v in ("10", "11", "12"):
+        for v in V2_VERSIONS:
             self.do_check(nodes(v), edges, ["PA", "MA", "MB"], versions=[v])
 
     def test_join_rule_evasion(self) -> None:
@@ -171,7 +185,7 @@ class ScenarioTests(unittest.TestCase):
                 Node("PB", BOB, "m.room.power_levels", "", {"users": pl_users(v, {ALICE: 100, BOB: 50, CHARLIE: 50})}),
                 Node("PC", CHARLIE, "m.room.power_levels", "", {"users": pl_users(v, {ALICE: 100, BOB: 50, CHARLIE: 0})}),
             ]
-        for v in ("10", "11", "12"):
+        for v in V2_VERSIONS:
             self.do_check(nodes(v), [["END", "PC", "PB", "PA", "START"], ["END", "PA"]], ["PC"], versions=[v])
 
     def _topic_nodes(self, v: str, with_mz1: bool = False, mainline: bool = False) -> list[Node]:
@@ -193,7 +207,7 @@ class ScenarioTests(unittest.TestCase):
         return nodes
 
     def test_topic_basic(self) -> None:
-        for v in ("10", "11", "12"):
+        for v in V2_VERSIONS:
             self.do_check(
                 self._topic_nodes(v),
                 [["END", "PA2", "T2", "PA1", "T1", "START"], ["END", "T3", "PB", "PA1"]],
@@ -211,11 +225,11 @@ class ScenarioTests(unittest.TestCase):
                 Node("T2", BOB, "m.room.topic", "", {}),
                 Node("MB", ALICE, "m.room.member", BOB, {"membership": "ban"}),
             ]
-        for v in ("10", "11", "12"):
+        for v in V2_VERSIONS:
             self.do_check(nodes(v), [["END", "MB", "T2", "PA", "T1", "START"], ["END", "T1"]], ["T1", "MB", "PA"], versions=[v])
 
     def test_topic(self) -> None:
-        for v in ("10", "11", "12"):
+        for v in V2_VERSIONS:
             self.do_check(
                 self._topic_nodes(v, with_mz1=True),
                 [["END", "T4", "MZ1", "PA2", "T2", "PA1", "T1", "START"], ["END", "MZ1", "T3", "PB", "PA1"]],
@@ -226,7 +240,7 @@ class ScenarioTests(unittest.TestCase):
     def test_mainline_sort(self) -> None:
         # T3 wins although T4 is newer: T4 hangs off an older power levels
         # event in the mainline.
-        for v in ("10", "11", "12"):
+        for v in V2_VERSIONS:
             self.do_check(
                 self._topic_nodes(v, mainline=True),
                 [["END", "T3", "PA2", "T2", "PA1", "T1", "START"], ["END", "T4", "PB", "PA1"]],
@@ -245,7 +259,7 @@ class ScenarioTests(unittest.TestCase):
                 Node("MB2", BOB, "m.room.member", BOB, {"membership": "join", "displayname": "back"}),
                 Node("TB", BOB, "m.room.topic", "", {"topic": "pwned"}),
             ]
-        for v in ("10", "11", "12"):
+        for v in V2_VERSIONS:
             self.do_check(
                 nodes(v),
                 [["END", "MB", "PA", "START"], ["END", "TB", "MB2", "PA"]],
@@ -263,7 +277,7 @@ class ScenarioTests(unittest.TestCase):
                 Node("PD", ALICE, "m.room.power_levels", "", {"users": pl_users(v, {ALICE: 100, BOB: 0})}),
                 Node("KC", BOB, "m.room.member", CHARLIE, {"membership": "leave"}),
             ]
-        for v in ("10", "11", "12"):
+        for v in V2_VERSIONS:
             self.do_check(nodes(v), [["END", "PD", "PA", "START"], ["END", "KC", "PA"]], ["PD"], versions=[v])
 
 
@@ -368,7 +382,7 @@ class RejectedEventTests(unittest.TestCase):
                 Node("T1", ALICE, "m.room.topic", "", {"topic": "a"}),
                 Node("T2", BOB, "m.room.topic", "", {"topic": "b"}),
             ]
-        for v in ("10", "11", "12"):
+        for v in V2_VERSIONS:
             graph = Graph(v, nodes(v), [["END", "T1", "PA", "START"], ["END", "T2", "PA"]])
             sets = [graph.state_after["T1"], graph.state_after["T2"]]
             # T2 is later so normally wins...
@@ -472,7 +486,7 @@ class RobustnessTests(unittest.TestCase):
 
         junk: list[Any] = [None, 1, "x", [], {}, True, [1, "a"], {"@x:y": "z"}, ["$missing"], {"membership": []}]
         rng = random.Random(7)
-        for version in ("10", "11", "12"):
+        for version in ("2", "5", "10", "11", "12"):
             def nodes(v: str) -> list[Node]:
                 return [
                     Node("PA", ALICE, "m.room.power_levels", "", {"users": pl_users(v, {ALICE: 100, BOB: 50})}),

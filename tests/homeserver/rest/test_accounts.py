@@ -3,6 +3,8 @@ password change, deactivation, devices, profile."""
 
 from __future__ import annotations
 
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
 from tests.support.wspr import MatrixClient, MatrixRequestError, start_homeserver
@@ -42,11 +44,13 @@ class RegistrationTest(unittest.TestCase):
         validity = await anon.request("GET", "/_matrix/client/v1/register/m.login.registration_token/validity?token=letmein")
         self.assertTrue(validity["valid"])
         code, body = await anon.raw("POST", "/_matrix/client/v3/register", {"username": "t1", "password": "pw"})
-        self.assertEqual(body["flows"], [{"stages": ["m.login.registration_token"]}])
+        self.assertEqual(body["flows"], [{"stages": ["m.login.registration_token", "m.login.dummy"]}])
         code, bad = await anon.raw("POST", "/_matrix/client/v3/register", {"username": "t1", "password": "pw", "auth": {"type": "m.login.registration_token", "token": "nope", "session": body["session"]}})
         self.assertEqual(code, 401)
-        self.assertEqual(bad["errcode"], "M_FORBIDDEN")
-        ok = await anon.request("POST", "/_matrix/client/v3/register", {"username": "t1", "password": "pw", "auth": {"type": "m.login.registration_token", "token": "letmein", "session": body["session"]}})
+        self.assertEqual(bad["errcode"], "M_UNAUTHORIZED")
+        code, half = await anon.raw("POST", "/_matrix/client/v3/register", {"auth": {"type": "m.login.registration_token", "token": "letmein", "session": body["session"]}})
+        self.assertEqual((code, half["completed"]), (401, ["m.login.registration_token"]))
+        ok = await anon.request("POST", "/_matrix/client/v3/register", {"auth": {"type": "m.login.dummy", "session": body["session"]}})
         self.assertEqual(ok["user_id"], "@t1:localhost")
         validity = await anon.request("GET", "/_matrix/client/v1/register/m.login.registration_token/validity?token=letmein")
         self.assertFalse(validity["valid"])  # single use, now used
@@ -65,9 +69,62 @@ class RegistrationTest(unittest.TestCase):
         alice = await MatrixClient.register(server.base_url, "alice")
         closed = (await alice.post("/createRoom", {"preset": "public_chat"}))["room_id"]
         code, body = await g.raw("POST", f"/_matrix/client/v3/join/{closed}", {})
-        self.assertEqual((code, body["errcode"]), (403, "M_GUEST_ACCESS_FORBIDDEN"))
+        self.assertEqual((code, body["errcode"]), (403, "M_FORBIDDEN"))  # Synapse's errcode here
         open_room = (await alice.post("/createRoom", {"preset": "public_chat", "initial_state": [{"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "can_join"}}]}))["room_id"]
         await g.post(f"/join/{open_room}")
+
+    async def test_guest_upgrade_keeps_the_account(self) -> None:
+        server = await start_homeserver(self, allow_guest_access=True)
+        anon = MatrixClient(server.base_url)
+        alice = await MatrixClient.register(server.base_url, "alice")
+        room = (await alice.post("/createRoom", {"preset": "private_chat"}))["room_id"]  # guests may join
+        g = await anon.request("POST", "/_matrix/client/v3/register?kind=guest", {})
+        guest = MatrixClient(server.base_url, g["access_token"], g["user_id"])
+        await alice.post(f"/rooms/{room}/invite", {"user_id": g["user_id"]})
+        await guest.post(f"/rooms/{room}/join")
+        name = g["user_id"][1:].split(":")[0]
+        code, first = await anon.raw("POST", "/_matrix/client/v3/register", {"username": name, "password": "pw", "guest_access_token": g["access_token"]})
+        self.assertEqual(code, 401)
+        full = await anon.request(
+            "POST", "/_matrix/client/v3/register", {"auth": {"type": "m.login.dummy", "session": first["session"]}}
+        )
+        self.assertEqual(full["user_id"], g["user_id"])
+        code, body = await guest.raw("GET", "/_matrix/client/v3/account/whoami")
+        self.assertEqual((code, body["errcode"]), (401, "M_UNKNOWN_TOKEN"))
+        user = await MatrixClient.login(server.base_url, name, "pw")
+        self.assertFalse((await user.get("/account/whoami"))["is_guest"])
+        self.assertEqual((await user.get("/joined_rooms"))["joined_rooms"], [room])
+        # Once upgraded, the name is taken like any other.
+        code, body = await anon.raw("POST", "/_matrix/client/v3/register", {"username": name, "password": "pw", "auth": {"type": "m.login.dummy"}})
+        self.assertEqual((code, body["errcode"]), (400, "M_USER_IN_USE"))
+
+    async def test_registration_token_held_until_used_or_abandoned(self) -> None:
+        server = await start_homeserver(self, registration_requires_token=True)
+        store = server.hs.store
+        await store.create_registration_token("once", 1, None)
+        anon = MatrixClient(server.base_url)
+        _, first = await anon.raw("POST", "/_matrix/client/v3/register", {"username": "t1", "password": "pw"})
+        stage = {"type": "m.login.registration_token", "token": "once", "session": first["session"]}
+        code, _ = await anon.raw("POST", "/_matrix/client/v3/register", {"auth": stage})
+        self.assertEqual(code, 401)
+        token = await store.get_registration_token("once")
+        self.assertEqual((token.pending, token.completed), (1, 0))
+        self.assertFalse(await store.registration_token_valid("once"))  # held
+        await anon.request("POST", "/_matrix/client/v3/register", {"auth": {"type": "m.login.dummy", "session": first["session"]}})
+        token = await store.get_registration_token("once")
+        self.assertEqual((token.pending, token.completed), (0, 1))
+        # A session that never finishes gives its held use back when it expires.
+        await store.create_registration_token("twice", 2, None)
+        _, other = await anon.raw("POST", "/_matrix/client/v3/register", {"username": "t2", "password": "pw"})
+        await anon.raw("POST", "/_matrix/client/v3/register", {"auth": {"type": "m.login.registration_token", "token": "twice", "session": other["session"]}})
+        self.assertEqual((await store.get_registration_token("twice")).pending, 1)
+        server.hs.auth._uia_sessions[other["session"]].created -= 24 * 3600
+        server.hs.auth._expire_uia_sessions()
+        for _ in range(50):
+            if (await store.get_registration_token("twice")).pending == 0:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual((await store.get_registration_token("twice")).pending, 0)
 
     async def test_shared_secret_admin_register(self) -> None:
         import hashlib
@@ -82,12 +139,15 @@ class RegistrationTest(unittest.TestCase):
         self.assertEqual(ok["user_id"], "@bot:localhost")
         nonce = (await anon.request("GET", "/_synapse/admin/v1/register"))["nonce"]
         code, body = await anon.raw("POST", "/_synapse/admin/v1/register", {"nonce": nonce, "username": "bot2", "password": "pw", "mac": "00" * 20})
-        self.assertEqual((code, body["errcode"]), (403, "M_FORBIDDEN"))
+        self.assertEqual((code, body["errcode"]), (403, "M_UNKNOWN"))  # Synapse's errcode for its own API
 
 
 class LoginTest(unittest.TestCase):
     async def test_login_refresh_logout(self) -> None:
-        server = await start_homeserver(self)
+        # Opaque tokens: the old access token dies with the refresh. (JWT sessions keep it
+        # until it expires and let the old refresh token be retried until the new one is
+        # used: tests/homeserver/oauth/test_jwt_sessions.py.)
+        server = await start_homeserver(self, access_token_format="opaque")
         await MatrixClient.register(server.base_url, "erin", "pw1")
         anon = MatrixClient(server.base_url)
         flows = await anon.request("GET", "/_matrix/client/v3/login")
@@ -185,6 +245,10 @@ class DevicesAndProfileTest(unittest.TestCase):
 
 
 # The same behaviour on PostgreSQL, the production store.
+
+
+class RegistrationTestPostgres(RegistrationTest):
+    database = "postgresql"
 
 
 class LoginTestPostgres(LoginTest):

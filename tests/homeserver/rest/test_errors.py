@@ -31,8 +31,8 @@ class ErrorsTest(unittest.TestCase):
             (alice, "DELETE", "/_matrix/client/v3/createRoom", None, None, 405, "M_UNRECOGNIZED"),
             (alice, "GET", f"/_matrix/client/v3/rooms/{rid}/messages?dir=sideways", None, None, 400, "M_INVALID_PARAM"),
             (alice, "GET", f"/_matrix/client/v3/rooms/{rid}/messages?limit=lots", None, None, 400, "M_INVALID_PARAM"),
-            (alice, "GET", "/_matrix/client/v3/sync?since=garbage", None, None, 400, "M_INVALID_PARAM"),
-            (alice, "GET", "/_matrix/client/v3/sync?filter=%7Bbad", None, None, 400, "M_INVALID_PARAM"),
+            (alice, "GET", "/_matrix/client/v3/sync?since=garbage", None, None, 400, "M_UNKNOWN"),  # as Synapse: "Invalid stream token"
+            (alice, "GET", "/_matrix/client/v3/sync?filter=%7Bbad", None, None, 400, "M_NOT_JSON"),  # as Synapse: "Invalid filter JSON"
             (alice, "POST", "/_matrix/client/v3/join/%23nowhere:localhost", {}, None, 404, "M_NOT_FOUND"),
             (alice, "PUT", f"/_matrix/client/v3/rooms/{rid}/send/m.room.message/big", {"body": "x" * 70000}, None, 413, "M_TOO_LARGE"),
             (alice, "PUT", f"/_matrix/client/v3/rooms/{rid}/state/m.room.create/", {"creator": "me"}, None, 403, "M_FORBIDDEN"),

@@ -50,18 +50,28 @@ class CreateRoomTest(unittest.TestCase):
         alice = await MatrixClient.register(server.base_url, "alice")
         caps = await alice.get("/capabilities")
         self.assertEqual(caps["capabilities"]["m.room_versions"]["default"], "11")
-        self.assertEqual(set(caps["capabilities"]["m.room_versions"]["available"]), {"10", "11", "12"})
-        for version in ("10", "11", "12"):
+        versions = [str(n) for n in range(1, 13)]
+        self.assertEqual(caps["capabilities"]["m.room_versions"]["available"], {v: "stable" for v in versions})
+        for version in versions:
             rid = (await alice.post("/createRoom", {"room_version": version, "name": f"v{version}"}))["room_id"]
-            create = await alice.get(f"/rooms/{rid}/state/m.room.create/")
+            create = await alice.get(f"/rooms/{quote(rid)}/state/m.room.create/")
             self.assertEqual(create["room_version"], version)
-            if version == "10":
+            if int(version) <= 10:
                 self.assertEqual(create["creator"], alice.user_id)
             else:
                 self.assertNotIn("creator", create)
             await alice.send_message(rid, "hi")
-        code, body = await alice.raw("POST", "/_matrix/client/v3/createRoom", {"room_version": "9"})
-        self.assertEqual((code, body["errcode"]), (400, "M_UNSUPPORTED_ROOM_VERSION"))
+        for unknown in ("13", "0", "9.1"):
+            code, body = await alice.raw("POST", "/_matrix/client/v3/createRoom", {"room_version": unknown})
+            self.assertEqual((code, body["errcode"]), (400, "M_UNSUPPORTED_ROOM_VERSION"))
+
+    async def test_default_room_version_is_configurable(self) -> None:
+        server = await start_homeserver(self, default_room_version="9")
+        alice = await MatrixClient.register(server.base_url, "alice")
+        caps = await alice.get("/capabilities")
+        self.assertEqual(caps["capabilities"]["m.room_versions"]["default"], "9")
+        rid = (await alice.post("/createRoom", {}))["room_id"]
+        self.assertEqual((await alice.get(f"/rooms/{quote(rid)}/state/m.room.create/"))["room_version"], "9")
 
     async def test_v12_creator_has_infinite_power(self) -> None:
         server = await start_homeserver(self)

@@ -8,7 +8,7 @@ import tempfile
 from twisted.trial import unittest
 
 from homeserver.events.event import Event
-from homeserver.storage import DataStore, Database, prepare_database
+from homeserver.storage import Database, DataStore, prepare_database
 from homeserver.storage.events import MAX_STATE_CHAIN, NewStateGroup, PersistBatch
 from homeserver.storage.migrations import migration_files
 from tests.support.wspr import PostgresUnavailable, create_postgres_database, drop_postgres_database
@@ -34,7 +34,7 @@ class StorageMixin:
 
     def test_migrations_are_recorded_and_rerun_safely(self) -> None:
         applied = self.db.run_sync(lambda txn: [r[0] for r in txn.select_all("SELECT name FROM applied_migrations ORDER BY name")])
-        self.assertEqual(applied, migration_files())  # type: ignore[attr-defined]
+        self.assertEqual(applied, migration_files(self.db.engine))  # type: ignore[attr-defined]
         prepare_database(self.db)  # an up-to-date database is left alone
         again = self.db.run_sync(lambda txn: txn.select_value("SELECT COUNT(*) FROM applied_migrations"))
         self.assertEqual(again, len(applied))  # type: ignore[attr-defined]

@@ -40,7 +40,7 @@ class UserDirectoryMixin:
         # A private room shared with bob; a public room with carol in it; dave in a private room elsewhere.
         private = (await alice.post("/createRoom", {"invite": [bob.user_id]}))["room_id"]
         await bob.post(f"/join/{private}")
-        public = (await carol.post("/createRoom", {"preset": "public_chat"}))["room_id"]
+        await carol.post("/createRoom", {"preset": "public_chat"})
         secret = (await dave.post("/createRoom", {"invite": [erin.user_id]}))["room_id"]
         await erin.post(f"/join/{secret}")
 
