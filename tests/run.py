@@ -11,7 +11,12 @@ for seconds on end and count the frames that arrived, so next to the other worke
 starve and miss frames. So does the typing exchange with a real Synapse (its EDU test
 failed in three of five parallel runs, never alone; why is not understood yet). A
 whole-suite run keeps these (``SERIAL``) for a second, one-process trial run after the
-parallel one."""
+parallel one.
+
+A test that fails is run once more, alone, after both (``WSPR_TEST_RETRIES``, default 1): the
+suite drives real servers, browsers and media on a shared 2-core machine, where a wait misses
+by a second now and then. A test that fails again fails the run; one that passes on its retry
+is named in the summary as flaky, never hidden."""
 
 from __future__ import annotations
 
@@ -25,6 +30,9 @@ from dataclasses import dataclass, field
 # A test's line may be broken by what the test prints: its name and its result are read apart.
 _NAME = re.compile(r"^\s+(test\w*) \.\.\.")
 _RESULT = re.compile(r"\[(OK|FAIL|ERROR|SKIPPED|TODO|SUCCESS!\?!)\]\s*$")
+
+# The ids trial lists under each failure's traceback (tests.pkg.module.Class.test_name).
+_FAILED_ID = re.compile(r"^(tests(?:\.\w+)+)\s*$")
 
 # Modules that need the machine's cores to themselves (real-time media, Synapse's EDUs).
 SERIAL = [
@@ -40,6 +48,13 @@ class Run:
     code: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     durations: list[tuple[float, str]] = field(default_factory=list)
+    failed_ids: list[str] = field(default_factory=list)
+    listed: int = 0  # ids listed under failures, with repeats (a test can fail and error)
+
+    @property
+    def explained(self) -> bool:
+        """Whether every failure counted has a test id to run again."""
+        return self.listed >= self.counts["failures"] + self.counts["errors"] + self.counts["unexpectedSuccesses"]
 
 
 def all_modules_but(excluded: list[str]) -> list[str]:
@@ -68,11 +83,19 @@ def trial(args: list[str], jobs: int, temp: str) -> Run:
     last = time.monotonic()
     group = name = ""
     last_lines: list[str] = []
+    in_summary = False
     for line in proc.stdout:
         sys.stdout.write(line)
         sys.stdout.flush()
         last_lines = (last_lines + [line])[-5:]
         now = time.monotonic()
+        if line.startswith("=" * 70):
+            in_summary = True
+        failed_id = _FAILED_ID.match(line) if in_summary else None
+        if failed_id:
+            run.listed += 1
+            if failed_id.group(1) not in run.failed_ids:
+                run.failed_ids.append(failed_id.group(1))
         named = _NAME.match(line)
         if named:
             name = named.group(1)
@@ -102,11 +125,30 @@ def main() -> int:
         print(f"\none at a time: {' '.join(SERIAL)}\n", flush=True)
         runs.append(trial(SERIAL, 1, "_trial_temp_serial"))
     counts = {k: sum(r.counts.get(k, 0) for r in runs) for k in runs[0].counts}
+    flaky: list[str] = []
+    failed_ids = [i for r in runs for i in r.failed_ids]
+    retries = int(os.environ.get("WSPR_TEST_RETRIES", "1"))
+    # Only a few failures with known ids are retried: many at once is a real breakage.
+    if failed_ids and all(r.explained for r in runs) and len(failed_ids) <= 10:
+        for attempt in range(retries):
+            print(f"\nagain, alone (attempt {attempt + 2}): {' '.join(failed_ids)}\n", flush=True)
+            again = trial(failed_ids, 1, "_trial_temp_retry")
+            passed_now = [i for i in failed_ids if again.explained and i not in again.failed_ids]
+            flaky += passed_now
+            failed_ids = [i for i in failed_ids if i not in passed_now]
+            if not failed_ids:
+                break
+        for r in runs:
+            r.code = 0 if not failed_ids else r.code
+        counts["failures"], counts["errors"], counts["unexpectedSuccesses"] = len(failed_ids), 0, 0
+        counts["successes"] += len(flaky)
     print("\nslowest tests (seconds between results):")
     for seconds, name in sorted((d for r in runs for d in r.durations), reverse=True)[:25]:
         print(f"  {seconds:7.1f}  {name}")
     passed = counts["successes"] + counts["expectedFailures"]
     failed = counts["failures"] + counts["errors"] + counts["unexpectedSuccesses"]
+    if flaky:
+        print(f"\nflaky (failed, then passed alone; look at them): {' '.join(flaky)}")
     print(f"\ntests: {passed} passed, {failed} failed, {counts['skips']} skipped in {time.monotonic() - started:.0f} s")
     return next((r.code for r in runs if r.code != 0), 0)
 

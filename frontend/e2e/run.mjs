@@ -32,5 +32,24 @@ if (!files.length) {
   console.error(`e2e: E2E_ONLY=${env.E2E_ONLY} matches none of the test files`);
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ["--test", "--test-concurrency=1", "--test-timeout=240000", ...files], { cwd: root, stdio: "inherit", env });
-process.exit(r.status ?? 1);
+// One node --test process per file, in order (each file starts its own servers and browser). A file
+// that fails is run once more (E2E_RETRIES, default 1): these tests drive real servers and a real
+// browser on a shared 2-core machine, where a wait can miss by a second now and then. A file that
+// fails again fails the run; one that passes on its retry is named at the end, never hidden.
+const retries = Number(env.E2E_RETRIES ?? "1");
+const flaky = [];
+const failed = [];
+for (const file of files) {
+  let ok = false;
+  for (let attempt = 0; attempt <= retries && !ok; attempt++) {
+    if (attempt) console.log(`\ne2e: ${file} failed; running it again (attempt ${attempt + 1} of ${retries + 1})\n`);
+    const r = spawnSync(process.execPath, ["--test", "--test-timeout=240000", file], { cwd: root, stdio: "inherit", env });
+    ok = r.status === 0;
+    if (ok && attempt) flaky.push(file);
+  }
+  if (!ok) failed.push(file);
+}
+console.log(`\ne2e: ${files.length - failed.length} of ${files.length} files passed`);
+if (flaky.length) console.log(`e2e: passed only on a retry (flaky, look at them): ${flaky.join(", ")}`);
+if (failed.length) console.log(`e2e: failed: ${failed.join(", ")}`);
+process.exit(failed.length ? 1 : 0);

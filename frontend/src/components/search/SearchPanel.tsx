@@ -5,7 +5,7 @@ import { Direction, EventType, type IResultRoomEvents, type ISearchResults, type
 import { describeError } from "../../lib/errors";
 import { formatTime } from "../../lib/rooms";
 import { Avatar } from "../Avatar";
-import { getLocalIndex, settleIndex } from "./indexer";
+import { getLocalIndex, onIndexWritten, settleIndex } from "./indexer";
 import { tokenize, type Coverage } from "./localIndex";
 import { jumpToMessage } from "./jump";
 import { openPanel } from "../panel";
@@ -79,6 +79,31 @@ export function SearchPanel({ client, room }: { client: MatrixClient; room: Room
   const joined = client.getRooms().filter((r) => r.getMyMembership() === "join");
 
   useEffect(() => input.current?.focus(), []);
+
+  // Messages decrypted after the search ran (sync catching up after a reload, history read back)
+  // join the results on screen: the device's hits are read again, the server's kept.
+  useEffect(() => {
+    if (!asked) return;
+    const rooms = asked.scope === "room" ? joined.filter((r) => r.roomId === asked.roomId) : joined;
+    const secret = rooms.filter((r) => r.hasEncryptionStateEvent()).map((r) => r.roomId);
+    if (!secret.length) return;
+    let current = true;
+    const refresh = async () => {
+      const idx = await getLocalIndex();
+      if (!idx || !current) return;
+      const device: Hit[] = (await idx.search(asked.term, { rooms: secret, limit: 200 })).map((m) => ({ roomId: m.roomId, eventId: m.id, ts: m.ts, sender: m.sender, body: m.body, threadRoot: m.threadRoot, from: "device" as const }));
+      const cover = asked.scope === "room" ? await idx.coverage(asked.roomId) : null;
+      if (!current) return;
+      setHits((h) => [...device, ...(h ?? []).filter((x) => x.from !== "device")].sort((a, b) => b.ts - a.ts));
+      if (cover) setCoverage(cover);
+    };
+    const off = onIndexWritten(() => void refresh());
+    return () => {
+      current = false;
+      off();
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- `joined` is recomputed each render; `asked` says what to refresh
+  }, [asked]);
 
   async function runSearch(q: { term: string; scope: Scope; roomId: string }, more?: string) {
     setBusy(true);

@@ -10,6 +10,17 @@ const INDEXED_TYPES = new Set(["m.text", "m.notice", "m.emote", "m.file", "m.ima
 const FLUSH_MS = 300;
 
 let index: Promise<LocalIndex | null> | null = null;
+const writeListeners = new Set<() => void>();
+
+/**
+ * Calls `listener` after each write to the index, so that a search on screen picks up messages
+ * decrypted after it ran (as after a reload, when sync decrypts the latest messages again).
+ * Returns the unsubscribe function.
+ */
+export function onIndexWritten(listener: () => void): () => void {
+  writeListeners.add(listener);
+  return () => writeListeners.delete(listener);
+}
 
 /** The index of the running session (null where IndexedDB isn't available). */
 export function getLocalIndex(): Promise<LocalIndex | null> {
@@ -51,12 +62,15 @@ export function startLocalIndex(client: MatrixClient): () => void {
     const dels = [...removed];
     pending.clear();
     removed.clear();
+    if (!puts.length && !dels.length) return;
     try {
       await idx.remove(dels);
       await idx.put(puts);
     } catch (e) {
       console.warn("search index write failed", e);
+      return;
     }
+    for (const listener of writeListeners) listener();
   };
   const schedule = () => {
     if (!timer) timer = setTimeout(() => void flush(), FLUSH_MS);

@@ -76,6 +76,11 @@ try {
       throw new Error(`expected page "${want}", got "${got}" at ${page.url()}: ${text.slice(0, 400)} ${errors.join(" | ")}`);
     }
   };
+  // Waits for the page posted by a click to show `text`: a page.goto() issued while that
+  // navigation is still in flight is aborted by it (net::ERR_ABORTED).
+  const expectText = async (text) => {
+    await page.waitForFunction((t) => document.querySelector("main")?.innerText.includes(t), text, { timeout: 15000 });
+  };
   const signOut = async () => {
     await page.goto(`${BASE}/_wspr/account`);
     await page.getByRole("button", { name: "Sign out of this page" }).click();
@@ -113,6 +118,7 @@ try {
   await page.goto(`${BASE}/_wspr/account/email`);
   await page.getByLabel("E-mail address").fill(EMAIL);
   await page.getByRole("button", { name: "Send a confirmation link" }).click();
+  await expectText(`We sent a link to ${EMAIL}`);
   await page.goto(linkIn(await mail(EMAIL, 1)));
   await expectTitle("Address confirmed");
 
@@ -161,6 +167,7 @@ try {
   await page.getByRole("link", { name: "Forgot your password?" }).click();
   await page.getByLabel("E-mail address").fill(EMAIL);
   await page.getByRole("button", { name: "Send the link" }).click();
+  await expectText(`we sent it a link`);
   await page.goto(linkIn(await mail(EMAIL, 2)));
   await expectTitle("Choose a new password");
   if (!(await page.locator("main").innerText()).includes("recovery key")) throw new Error("no word on encrypted history");
