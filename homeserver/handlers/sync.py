@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from homeserver.events.event import Event
 from homeserver.events.stripped_state import STRIPPED_STATE_TYPES
 from homeserver.handlers.filtering import SyncFilter
-from homeserver.handlers.messages import token_after, token_before
+from homeserver.handlers.messages import token_after
 from homeserver.handlers.sync_state import LazyMembersSent, StateIds, only_members, state_delta
 from homeserver.http.errors import MatrixError
 from homeserver.storage.rooms import LocalMembership
@@ -353,11 +353,14 @@ class SyncHandler:
                 break
             top = fetched[-1].stream_ordering - 1
         now = str(SyncToken(up_to, req.typing_serial, 0))
+        # The point before the first event is a stream position, as Synapse's prev_batch: in
+        # a forked room a (depth, stream) point would hide, from the page back, events that
+        # arrived earlier but sit deeper in the DAG than the timeline's first event.
         if len(visible) > limit:
             visible = visible[len(visible) - limit :]
-            return visible, True, token_before(visible[0]) if visible else now
+            return visible, True, str(SyncToken(visible[0].stream_ordering - 1, req.typing_serial, 0)) if visible else now
         if after is not None and not more and visible:
-            return visible, False, token_before(visible[0])
+            return visible, False, str(SyncToken(visible[0].stream_ordering - 1, req.typing_serial, 0))
         return visible, more, now
 
     async def _joined_room(self, req: _SyncRequest, room_id: str, newly_joined: bool) -> dict[str, Any] | None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from homeserver.events.event import Event
-from homeserver.handlers.messages import token_before
 from homeserver.handlers.sliding_sync.config import MEMBER, RoomConfig, SlidingSyncToken
 from homeserver.handlers.sliding_sync.connection import (
     ConnectionState,
@@ -187,10 +186,9 @@ class RoomResultBuilder:
             result.limited = len(fetched) > limit
             raw = list(reversed(fetched[:limit]))
             timeline = await self.hs.visibility.filter_events_for_user(user_id, raw, kind)
-            if raw:
-                result.prev_batch = token_before(raw[0])
-            else:
-                result.prev_batch = str(SyncToken(to_bound))
+            # A stream position, as Synapse's: in a forked room a (depth, stream) point
+            # would hide older-by-arrival events of greater depth from the page back.
+            result.prev_batch = str(SyncToken(raw[0].stream_ordering - 1 if raw else to_bound))
             # Events new since the last response (0 on a first request, as in Synapse).
             result.num_live = 0
             if from_token is not None:

@@ -53,6 +53,10 @@ class SyncTest(unittest.TestCase):
         self.assertEqual([e["content"]["body"] for e in room["timeline"]["events"]], ["tail0", "tail1", "tail2"])
         # The state change in the gap is delivered as state.
         self.assertIn(("m.room.topic", "changed in the gap"), [(e["type"], e["content"].get("topic")) for e in room["state"]["events"]])
+        # A stream position, as Synapse's prev_batch: a (depth, stream) point would hide, in a
+        # forked room, events that arrived earlier but are deeper than the timeline's first
+        # (tests/homeserver/storage/test_pagination_forks.py shows the two bounds apart).
+        self.assertTrue(room["timeline"]["prev_batch"].startswith("s"), room["timeline"]["prev_batch"])
         back = await bob.get(f"/rooms/{rid}/messages?dir=b&limit=2&from={quote(room['timeline']['prev_batch'])}")
         self.assertEqual([e["type"] for e in back["chunk"]], ["m.room.topic", "m.room.message"])
 
