@@ -259,6 +259,8 @@ class HomeServer:
 
         # What runs after new timeline events are committed, in this order.
         self.rooms.persister.listeners.extend([self.push_actions, self.user_directory, federation.pdu_fanout])
+        # An invite from another server to a room we are not in rings like a local one.
+        self.rooms.persister.outlier_membership_listeners.append(self.push_actions)
         # Guests leave rooms that stop allowing them (homeserver/handlers/guests.py).
         self.rooms.persister.listeners.append(self.guests)
         # /events requests peeking into a room wake on its events.

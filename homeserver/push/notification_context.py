@@ -33,6 +33,8 @@ def name_from_member_event(member: Event) -> str:
 
 
 async def context_for_event(store: DataStore, event: Event, user_id: str) -> NotificationContext:
+    if event.outlier:
+        return _out_of_band_context(event)
     if event.state_group is None:
         return NotificationContext(None, None)
     state = dict(await store.get_state_group(event.state_group))
@@ -44,6 +46,31 @@ async def context_for_event(store: DataStore, event: Event, user_id: str) -> Not
         sender_member = event if sender_id == event.event_id else await store.get_event(sender_id)
     sender_name = name_from_member_event(sender_member) if sender_member is not None else None
     return NotificationContext(sender_name, await _room_name(store, state, user_id, event))
+
+
+def _out_of_band_context(event: Event) -> NotificationContext:
+    """An invite or knock of a room this server is not in has no state here, only the
+    stripped state that came with it: names from that, as Synapse's
+    ``get_context_for_event`` does for out-of-band memberships (no computed name)."""
+    if event.type != "m.room.member":
+        return NotificationContext(None, None)
+    sender_name: str | None = None
+    own_name = event.content.get("displayname")
+    if isinstance(own_name, str) and own_name and event.state_key == event.sender:
+        sender_name = own_name
+    room_name: str | None = None
+    unsigned = event.pdu.get("unsigned")
+    key = {"invite": "invite_room_state", "knock": "knock_room_state"}.get(event.membership or "")
+    stripped = unsigned.get(key) if key and isinstance(unsigned, dict) else None
+    for item in stripped if isinstance(stripped, list) else []:
+        if not isinstance(item, dict) or not isinstance(item.get("content"), dict):
+            continue
+        where = (item.get("type"), item.get("state_key"))
+        if where == ("m.room.member", event.sender) and isinstance(item["content"].get("displayname"), str):
+            sender_name = item["content"]["displayname"] or sender_name
+        elif where == ("m.room.name", "") and isinstance(item["content"].get("name"), str):
+            room_name = item["content"]["name"] or room_name
+    return NotificationContext(sender_name, room_name)
 
 
 async def _room_name(

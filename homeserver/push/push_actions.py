@@ -81,6 +81,20 @@ class PushActionsHandler:
         self._inflight.setdefault(room_id, []).append(done)
         defer.ensureDeferred(self._process(events, room, done))
 
+    def on_outlier_memberships(self, events: list[Event], room: RoomInfo) -> None:
+        """An OutlierMembershipsListener: invites of our users from other servers, to rooms
+        we are not in, are judged by the invitees' rules (``.m.rule.invite_for_me``) as
+        Synapse's ``on_invite_request`` does; knocks and rejections notify nobody here."""
+        invites = [
+            e for e in events
+            if e.membership == "invite" and e.stream_ordering > 0 and self.hs.is_mine(e.state_key or "")
+        ]
+        if not invites:
+            return
+        done: SharedResult[None] = SharedResult()
+        self._inflight.setdefault(room.room_id, []).append(done)
+        defer.ensureDeferred(self._process(invites, room, done))
+
     async def _process(self, events: list[Event], room: RoomInfo, done: SharedResult[None]) -> None:
         try:
             evaluated = await self.evaluator.evaluate(events, room)

@@ -40,6 +40,14 @@ class PersistedEventsListener(Protocol):
         Runs synchronously in the persister: schedule any slow work."""
 
 
+class OutlierMembershipsListener(Protocol):
+    def on_outlier_memberships(self, events: list[Event], room: RoomInfo) -> None:
+        """Local users' memberships of a room this server is not in (invites and knocks
+        from other servers, rejections) were committed as outliers: they have a live
+        stream position but no place in a timeline, so ``on_events_persisted`` never
+        sees them. Runs synchronously in the persister: schedule any slow work."""
+
+
 @dataclass
 class RemoteEvent:
     event: Event
@@ -83,6 +91,7 @@ class EventPersister:
         self.server_name = hs.config.server_name
         self.cache = cache
         self.listeners: list[PersistedEventsListener] = []
+        self.outlier_membership_listeners: list[OutlierMembershipsListener] = []
 
     # -- local events ------------------------------------------------------------------
 
@@ -195,6 +204,7 @@ class EventPersister:
         we are not in (an invite, a knock, a rejected invite): /sync shows them.
         """
         staged = _RemoteBatch()
+        outlier_memberships = list(outlier_memberships)
         self._stage_outlier_memberships(staged, room, outlier_memberships)
         self._stage_outliers(staged, outliers)
         self._stage_timeline(staged, room, events, set(deoutlier), backfilled)
@@ -229,6 +239,12 @@ class EventPersister:
             room, staged.timeline, members, staged.positions, "remote", live=not backfilled,
             notify_users=staged.notify_users,
         )
+        if outlier_memberships and not backfilled:
+            for listener in self.outlier_membership_listeners:
+                try:
+                    listener.on_outlier_memberships(outlier_memberships, room)
+                except Exception:
+                    logger.exception("listener of outlier memberships failed")
 
     def _stage_outlier_memberships(self, staged: _RemoteBatch, room: RoomInfo, events: Iterable[Event]) -> None:
         for ev in events:
