@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from homeserver.events.event import Event
+from homeserver.handlers.profile import MIRRORED_FIELDS
 from homeserver.handlers.room_events import EventSpec, RoomInfo
 from homeserver.handlers.room_events.builder import check_power_levels_content
 from homeserver.http.errors import BadJson, Forbidden, MatrixError, UnsupportedRoomVersion
@@ -250,7 +251,8 @@ class RoomCreationHandler:
         if version.enforce_int_power_levels:
             check_power_levels_content(power_levels)
 
-        profile = await self.hs.profile.get_profile(user_id)
+        # Only the name and avatar go into member events, not the extended profile fields.
+        profile = {k: v for k, v in (await self.hs.profile.get_profile(user_id)).items() if k in MIRRORED_FIELDS}
         specs: list[EventSpec] = [
             EventSpec("m.room.create", user_id, create_content, state_key=""),
             EventSpec("m.room.member", user_id, {"membership": "join", **profile}, state_key=user_id),

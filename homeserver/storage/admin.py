@@ -280,6 +280,7 @@ class AdminStore:
                     " erased = ? WHERE user_id = ?",
                     (True, True, user_id),
                 )
+                txn.execute("DELETE FROM profile_fields WHERE user_id = ?", (user_id,))
             else:
                 txn.execute("UPDATE users SET deactivated = ?, password_hash = NULL WHERE user_id = ?", (True, user_id))
             for table in ("access_tokens", "refresh_tokens", "to_device_messages", "pushers", "account_data",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
+
+from canonicaljson import encode_canonical_json
 
 from homeserver.storage.change_cache import StreamChangeCache
 from homeserver.storage.database import Database, Txn
@@ -125,6 +129,32 @@ class UserStore:
             name="set_profile",
         )
 
+    async def get_custom_profile_fields(self, user_id: str) -> dict[str, Any]:
+        """The user's extended profile fields (all but displayname and avatar_url)."""
+        rows = await self.db.read(
+            lambda txn: txn.select_all(
+                "SELECT field_name, value FROM profile_fields WHERE user_id = ? ORDER BY field_name", (user_id,)
+            ),
+            name="get_custom_profile_fields",
+        )
+        return {name: json.loads(value) for name, value in rows}
+
+    async def set_custom_profile_field(self, user_id: str, field: str, value: Any) -> None:
+        def txn_fn(txn: Txn) -> None:
+            txn.execute("DELETE FROM profile_fields WHERE user_id = ? AND field_name = ?", (user_id, field))
+            txn.execute(
+                "INSERT INTO profile_fields (user_id, field_name, value) VALUES (?, ?, ?)",
+                (user_id, field, encode_canonical_json(value).decode("utf-8")),
+            )
+
+        await self.db.write(txn_fn, name="set_custom_profile_field")
+
+    async def delete_custom_profile_field(self, user_id: str, field: str) -> None:
+        await self.db.write(
+            lambda txn: txn.execute("DELETE FROM profile_fields WHERE user_id = ? AND field_name = ?", (user_id, field)),
+            name="delete_custom_profile_field",
+        )
+
     async def upgrade_guest(self, user_id: str, password_hash: str | None) -> bool:
         """A guest becomes a full account (same id); the guest's opaque access tokens end
         with the guest, as Synapse refuses them afterwards. False if the account is not a
@@ -153,6 +183,7 @@ class UserStore:
             txn.execute("DELETE FROM refresh_tokens WHERE user_id = ?", (user_id,))
             txn.execute("DELETE FROM devices WHERE user_id = ?", (user_id,))
             txn.execute("DELETE FROM to_device_messages WHERE user_id = ?", (user_id,))
+            txn.execute("DELETE FROM profile_fields WHERE user_id = ?", (user_id,))
             # Its OPAQUE record, TOTP, passkeys and recovery codes go with the password.
             remove_user_sign_in_factors_txn(txn, user_id)
 

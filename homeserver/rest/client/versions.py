@@ -66,6 +66,8 @@ def register(hs: HomeServer, router: Router) -> None:
                 "m.change_password": {"enabled": hs.config.auth.password_login != "oauth_only"},
                 "m.set_displayname": {"enabled": True},
                 "m.set_avatar_url": {"enabled": True},
+                # Extended profile fields (spec v1.16): m.tz and custom keys (homeserver/handlers/profile.py).
+                "m.profile_fields": {"enabled": True},
                 # E-mail addresses through /account/3pid (homeserver/oauth/email.py) when the
                 # server can send e-mail; with oauth_only, on the account pages only.
                 "m.3pid_changes": {
