@@ -98,10 +98,6 @@ class UserDirectoryHandler:
         rows.sort(key=rank)
         results = []
         for entry in rows[:limit]:
-            item: dict[str, Any] = {"user_id": entry.user_id}
-            if entry.display_name is not None:
-                item["display_name"] = entry.display_name
-            if entry.avatar_url is not None:
-                item["avatar_url"] = entry.avatar_url
-            results.append(item)
+            # Both keys always, null when unset, as Synapse's search_user_dir answers.
+            results.append({"user_id": entry.user_id, "display_name": entry.display_name, "avatar_url": entry.avatar_url})
         return {"results": results, "limited": len(rows) > limit}
