@@ -31,8 +31,11 @@ from dataclasses import dataclass, field
 _NAME = re.compile(r"^\s+(test\w*) \.\.\.")
 _RESULT = re.compile(r"\[(OK|FAIL|ERROR|SKIPPED|TODO|SUCCESS!\?!)\]\s*$")
 
-# The ids trial lists under each failure's traceback (tests.pkg.module.Class.test_name).
+# The ids trial lists under each traceback or reason (tests.pkg.module.Class.test_name), in
+# summary sections headed "[FAIL]", "[ERROR]", "[SKIPPED]", ...: only some of them are failures.
 _FAILED_ID = re.compile(r"^(tests(?:\.\w+)+)\s*$")
+_SECTION = re.compile(r"^\[([A-Z][A-Z !?]*)\]\s*$")
+_FAILURE_SECTIONS = {"FAIL", "ERROR", "UNEXPECTED SUCCESS"}
 
 # Modules that need the machine's cores to themselves (real-time media, Synapse's EDUs).
 SERIAL = [
@@ -84,6 +87,7 @@ def trial(args: list[str], jobs: int, temp: str) -> Run:
     group = name = ""
     last_lines: list[str] = []
     in_summary = False
+    section = ""
     for line in proc.stdout:
         sys.stdout.write(line)
         sys.stdout.flush()
@@ -91,7 +95,10 @@ def trial(args: list[str], jobs: int, temp: str) -> Run:
         now = time.monotonic()
         if line.startswith("=" * 70):
             in_summary = True
-        failed_id = _FAILED_ID.match(line) if in_summary else None
+        header = _SECTION.match(line) if in_summary else None
+        if header:
+            section = header.group(1)
+        failed_id = _FAILED_ID.match(line) if in_summary and section in _FAILURE_SECTIONS else None
         if failed_id:
             run.listed += 1
             if failed_id.group(1) not in run.failed_ids:
