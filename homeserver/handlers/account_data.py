@@ -13,8 +13,15 @@ if TYPE_CHECKING:
 # Types the server manages itself; clients use their own APIs for these.
 SERVER_MANAGED = {"m.fully_read", "m.push_rules"}
 IGNORED_USER_LIST = "m.ignored_user_list"
+_USE_INSTEAD = {"m.fully_read": "/rooms/!roomId:server.name/read_markers", "m.push_rules": "/pushrules"}
 # Users whose ignore list is kept in memory (every read path filters through it).
 IGNORED_CACHE_ENTRIES = 100_000
+
+
+def check_settable(data_type: str) -> None:
+    """Refuses the types the server manages, as Synapse does: 405 M_BAD_JSON."""
+    if data_type in SERVER_MANAGED:
+        raise MatrixError(405, "M_BAD_JSON", f"Cannot set {data_type} through this API. Use {_USE_INSTEAD[data_type]}")
 
 
 def ignored_in(content: dict[str, Any] | None) -> frozenset[str]:
@@ -31,8 +38,8 @@ class AccountDataHandler:
         self._ignored: LruCache[str, frozenset[str]] = LruCache(IGNORED_CACHE_ENTRIES)
 
     async def put(self, user_id: str, room_id: str, data_type: str, content: dict[str, Any], check: bool = True) -> None:
-        if check and data_type in SERVER_MANAGED:
-            raise MatrixError(400, "M_BAD_JSON", f"Cannot set {data_type} through the account data API")
+        if check:
+            check_settable(data_type)
         ignore_list = data_type == IGNORED_USER_LIST and not room_id
         if ignore_list and user_id in ignored_in(content):
             raise MatrixError(400, "M_INVALID_PARAM", "You cannot ignore yourself")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from homeserver.http.errors import BadJson, Forbidden, NotFound
+from homeserver.http.errors import BadJson, Forbidden, MatrixError, NotFound
 from homeserver.util.caches import LruCache
 from homeserver.util.ids import now_ms
 
@@ -30,7 +30,8 @@ class PresenceHandler:
 
     async def set_state(self, user_id: str, state: str, status_msg: Any = None, from_sync: bool = False) -> None:
         if state not in STATES:
-            raise BadJson(f"presence must be one of {', '.join(STATES)}")
+            # Synapse's answer (M_UNKNOWN).
+            raise MatrixError(400, "M_UNKNOWN", "Unable to parse state")
         if status_msg is not None and not isinstance(status_msg, str):
             raise BadJson("status_msg must be a string")
         prev = self._cache.get(user_id)

@@ -30,9 +30,10 @@ class ReceiptHandler:
             await self.set_read_marker(requester, room_id, event_id)
             return
         if receipt_type not in RECEIPT_TYPES:
-            raise MatrixError(400, "M_INVALID_PARAM", f"Unknown receipt type {receipt_type}")
+            # Synapse's answers, errcodes included.
+            raise MatrixError(400, "M_UNKNOWN", f"Receipt type must be {', '.join((*RECEIPT_TYPES, 'm.fully_read'))}")
         if thread_id is not None and (not isinstance(thread_id, str) or not thread_id):
-            raise BadJson("thread_id must be a non-empty string")
+            raise MatrixError(400, "M_INVALID_PARAM", "thread_id field must be a non-empty string")
         await self.hs.membership.require_joined(room_id, requester.user_id)
         ev = await self.store.get_event(event_id)
         if ev is None or ev.room_id != room_id:

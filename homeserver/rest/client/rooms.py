@@ -241,7 +241,8 @@ def _register_ephemeral(hs: HomeServer, router: Router) -> None:
         _check_room_id(room_id)
         requester = await hs.auth.get_user_by_req(request)
         if requester.user_id != user_id:
-            raise Forbidden("Cannot set another user's typing state")
+            # Synapse answers 400 (with M_FORBIDDEN).
+            raise MatrixError(400, "M_FORBIDDEN", "Cannot set another user's typing state")
         body = parse_json_body(request)
         is_typing = body.get("typing")
         if not isinstance(is_typing, bool):

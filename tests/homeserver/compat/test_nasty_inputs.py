@@ -324,7 +324,7 @@ class NastyInputsTest(unittest.TestCase):
             (alice, "GET", f"/user/{q(bob.user_id)}/filter/0", None, 403, {"M_FORBIDDEN"}),
             (alice, "GET", f"/devices/{q('NOPE')}", None, 404, {"M_NOT_FOUND"}),
             (alice, "GET", f"/directory/room/{q('#nowhere:localhost')}", None, 404, {"M_NOT_FOUND"}),
-            (alice, "PUT", f"/rooms/{q(rid)}/typing/{q(bob.user_id)}", {"typing": True}, 403, {"M_FORBIDDEN"}),
+            (alice, "PUT", f"/rooms/{q(rid)}/typing/{q(bob.user_id)}", {"typing": True}, 400, {"M_FORBIDDEN"}),  # Synapse: 400
             (alice, "PUT", f"/profile/{q(bob.user_id)}/displayname", {"displayname": "x"}, 403, {"M_FORBIDDEN"}),
             (alice, "PUT", f"/user/{q(bob.user_id)}/account_data/x", {}, 403, {"M_FORBIDDEN"}),
         ]
