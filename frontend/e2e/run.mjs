@@ -16,13 +16,14 @@ if (!env.E2E_SKIP_BUILD) {
   if (b.status !== 0) process.exit(b.status ?? 1);
 }
 // E2E_ONLY=call (or a group or file name below; or a comma-separated list) runs only those files.
-// "chat" is every chat feature (they run against Synapse too); webpush, call and firstvisit need WSPR.
+// "chat" is every chat feature (they run against Synapse too); webpush, call, firstvisit and websocket need WSPR.
 const GROUPS = {
   chat: ["chat", "composer", "reading", "notifications", "find", "threads", "admin"],
   history: ["history"],
   webpush: ["webpush"],
   call: ["call"],
   firstvisit: ["firstvisit"],
+  websocket: ["websocket"],
   oauth: ["oauth"],
 };
 const only = env.E2E_ONLY ? env.E2E_ONLY.split(",").map((s) => s.trim()) : null;

@@ -24,6 +24,7 @@ import { probeFile } from "../components/media/probe";
 import { searchDatabaseName } from "../components/search/localIndex";
 import { clearThreadsSeen } from "../components/threads/threadInfo";
 import { threadRelation, type ThreadTarget } from "../components/threads/relation";
+import { watchPage, webSocketSyncFetch, type WsSyncFetch } from "./wsSync";
 
 export const MEGOLM = "m.megolm.v1.aes-sha2";
 export const encryptedRooms = new EncryptedRoomRegistry();
@@ -42,6 +43,7 @@ export function rememberSecretStorageKey(keyId: string, key: Uint8Array<ArrayBuf
 
 let current: MatrixClient | null = null;
 let currentSession: Session | null = null;
+let currentStream: { fetch: WsSyncFetch; unwatch: () => void } | null = null;
 
 /** One crypto store per device: a later login on this browser is a new device with new keys. */
 function cryptoPrefix(s: Session): string {
@@ -162,8 +164,10 @@ async function doStart(session: Session): Promise<MatrixClient> {
     typeof indexedDB !== "undefined"
       ? new IndexedDBStore({ indexedDB, localStorage, dbName: `wspr-sync-${session.userId}-${session.deviceId}` })
       : undefined;
+  // WSPR's WebSocket stream answers the SDK's /sync where the server offers it; elsewhere it is HTTP /sync
+  const stream = webSocketSyncFetch(session.baseUrl, { fetchFn: fetchWhenOnline, log: (m) => console.info(`[wspr] ${m}`) });
   const client = createClient({
-    fetchFn: fetchWhenOnline,
+    fetchFn: stream,
     baseUrl: session.baseUrl,
     accessToken: session.accessToken,
     userId: session.userId,
@@ -219,6 +223,7 @@ async function doStart(session: Session): Promise<MatrixClient> {
   console.info("[wspr] crypto ready");
   current = client;
   currentSession = session;
+  currentStream = { fetch: stream, unwatch: watchPage(stream) };
   // Not awaited: offline, the first sync retries forever; the UI shows the cached state meanwhile.
   client.startClient({ initialSyncLimit: 30, lazyLoadMembers: false }).catch((e) => console.error("startClient failed", e));
   return client;
@@ -230,6 +235,9 @@ export async function stopSession(opts: { logout: boolean }): Promise<void> {
   current = null;
   currentSession = null;
   starting = null;
+  currentStream?.unwatch();
+  currentStream?.fetch.close();
+  currentStream = null;
   if (!client) return;
   client.stopClient();
   if (opts.logout) {
