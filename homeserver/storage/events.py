@@ -430,14 +430,27 @@ class EventsStore:
             known |= await self.db.read(txn_fn, name="have_events")
         return known
 
-    async def get_event_id_for_txn(self, room_id: str, user_id: str, device_id: str, txn_id: str) -> str | None:
+    async def get_event_id_for_txn(
+        self, room_id: str, user_id: str, device_id: str, txn_id: str, sent_after: int = 0
+    ) -> str | None:
+        """The event a send with this transaction id made, if it was sent after ``sent_after`` (ms)."""
         return await self.db.read(
             lambda txn: txn.select_value(
-                "SELECT event_id FROM event_txn_ids WHERE room_id = ? AND user_id = ? AND device_id = ? AND txn_id = ?",
-                (room_id, user_id, device_id, txn_id),
+                "SELECT event_id FROM event_txn_ids WHERE room_id = ? AND user_id = ? AND device_id = ? AND txn_id = ?"
+                " AND inserted_ts >= ?",
+                (room_id, user_id, device_id, txn_id, sent_after),
             ),
             name="get_txn_id",
         )
+
+    async def prune_event_txn_ids(self, sent_before: int) -> int:
+        """Forgets the transaction ids of sends older than ``sent_before`` (ms); how many."""
+
+        def txn_fn(txn: Txn) -> int:
+            txn.execute("DELETE FROM event_txn_ids WHERE inserted_ts < ?", (sent_before,))
+            return int(txn.rowcount)
+
+        return await self.db.write(txn_fn, name="prune_txn_ids")
 
     async def get_devices_with_txns(self) -> set[tuple[str, str]]:
         """(user, device) pairs with stored send transaction ids (read once at start)."""

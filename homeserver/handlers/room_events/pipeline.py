@@ -91,10 +91,18 @@ class RoomEventPipeline:
     async def event_id_for_txn(self, room_id: str, user_id: str, device_id: str, txn_id: str) -> str | None:
         """The event a send with this transaction id made in this room, if any."""
         key = (room_id, user_id, device_id, txn_id)
+        if self._sent_txns.prune_due():
+            defer.ensureDeferred(self._prune_txn_ids())
         event_id = self._sent_txns.recent(key)
         if event_id is None and self._sent_txns.needs_lookup(user_id, device_id):
-            event_id = await self.store.get_event_id_for_txn(*key)
+            event_id = await self.store.get_event_id_for_txn(*key, sent_after=self._sent_txns.oldest_kept())
         return event_id
+
+    async def _prune_txn_ids(self) -> None:
+        try:
+            await self.store.prune_event_txn_ids(self._sent_txns.oldest_kept())
+        except Exception:
+            logger.exception("pruning transaction ids failed")
 
     # -- sending --------------------------------------------------------------------------
 

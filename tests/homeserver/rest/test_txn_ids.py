@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
 from homeserver.app import HomeServer
 from homeserver.config import load_config
-from homeserver.handlers.room_events.sent_txns import SentTransactions
+from homeserver.handlers.room_events.sent_txns import TXN_ID_LIFETIME_MS, SentTransactions
 from tests.support.wspr import MatrixClient, start_homeserver
 
 
@@ -76,6 +77,39 @@ class TxnIdsMixin:
         self.assertNotEqual(other, first)  # type: ignore[attr-defined]
         self.assertEqual(await send(alice, room2, "t1", "in room 2"), other)  # type: ignore[attr-defined]
 
+    async def test_txn_ids_expire_after_a_day_and_are_pruned(self) -> None:
+        # Synapse keeps a transaction id for 24 hours: a send with an older one is new.
+        server = await start_homeserver(self, database=self.database)  # type: ignore[arg-type]
+        alice = await MatrixClient.register(server.base_url, "alice")
+        room = (await alice.post("/createRoom", {}))["room_id"]
+        first = await send(alice, room, "t1", "first")
+        recent = await send(alice, room, "t2", "second")
+        day = 24 * 3600 * 1000
+        await server.hs.db.write(
+            lambda txn: txn.execute("UPDATE event_txn_ids SET inserted_ts = inserted_ts - ? WHERE event_id = ?", (day + 60_000, first)),
+            name="t",
+        )
+        await server.hs.stop()
+        hs = HomeServer(load_config(server.config_path))
+        await hs.start()
+        self.addCleanup(lambda: defer.ensureDeferred(hs.stop()))  # type: ignore[attr-defined]
+        alice = MatrixClient(f"http://127.0.0.1:{hs.client_port}", alice.access_token, alice.user_id, alice.device_id)
+        self.assertEqual(await send(alice, room, "t2", "second"), recent)  # type: ignore[attr-defined]
+        again = await send(alice, room, "t1", "first, a day later")
+        self.assertNotEqual(again, first)  # type: ignore[attr-defined]
+
+        async def stored(event_id: str) -> int:
+            return int(await hs.db.read(
+                lambda txn: txn.select_value("SELECT COUNT(*) FROM event_txn_ids WHERE event_id = ?", (event_id,), 0), name="t"
+            ))
+
+        # The hourly prune ran with the first send after the start: the old row is gone.
+        for _ in range(50):
+            if await stored(first) == 0:
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual((await stored(first), await stored(recent), await stored(again)), (0, 1, 1))  # type: ignore[attr-defined]
+
 
 class TxnIdsSQLiteTest(TxnIdsMixin, unittest.TestCase):
     database = "sqlite"
@@ -101,3 +135,22 @@ class SentTransactionsTest(unittest.TestCase):
         self.assertTrue(sent.needs_lookup("@b:hs", "B"))
         self.assertFalse(sent.needs_lookup("@a:hs", "A"))
         self.assertEqual(sent.recent(("!r:hs", "@c:hs", "C", "1")), "$3")
+
+    def test_an_id_is_kept_for_a_day(self) -> None:
+        now = [1_000_000_000]
+        sent = SentTransactions(clock=lambda: now[0])
+        key = ("!r:hs", "@a:hs", "A", "1")
+        sent.remember(key, "$1")
+        now[0] += TXN_ID_LIFETIME_MS
+        self.assertEqual(sent.recent(key), "$1")
+        now[0] += 1
+        self.assertIsNone(sent.recent(key))
+        self.assertEqual(sent.oldest_kept(), now[0] - TXN_ID_LIFETIME_MS)
+
+    def test_prune_is_due_once_an_hour(self) -> None:
+        now = [0]
+        sent = SentTransactions(clock=lambda: now[0])
+        self.assertTrue(sent.prune_due())
+        self.assertFalse(sent.prune_due())
+        now[0] += 3600 * 1000
+        self.assertTrue(sent.prune_due())
