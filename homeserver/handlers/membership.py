@@ -269,12 +269,15 @@ class MembershipHandler:
             self.hs.ratelimiter.check("invites", sender)
         room = await self.hs.rooms.get_room(room_id)
         current = await self.get_membership(room_id, target) if room is not None else None
+        # Synapse's update_membership_locked answers these with 403 M_BAD_STATE.
+        if action == "unban" and current != "ban":
+            raise MatrixError(403, "M_BAD_STATE", f"Cannot unban user who was not banned (membership={current})")
+        if current == "ban" and action in ("invite", "kick"):
+            raise MatrixError(403, "M_BAD_STATE", f"Cannot {action} user who was banned")
         if action == "kick" and current not in ("join", "invite", "knock"):
             raise Forbidden("The target user is not in the room")
-        if action == "unban" and current != "ban":
-            raise Forbidden("The target user is not banned")
-        if action == "invite" and current in ("join", "ban"):
-            raise Forbidden(f"{target} is already in the room" if current == "join" else f"{target} is banned from the room")
+        if action == "invite" and current == "join":
+            raise Forbidden(f"{target} is already in the room")
         content_source = target if membership in ("join", "knock") else None
         content = await self._member_content(content_source or target, membership, content_extra)
         if membership not in ("join", "knock", "invite"):

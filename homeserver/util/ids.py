@@ -54,6 +54,10 @@ def is_valid_user_id(user_id: str) -> bool:
     return bool(local) and len(user_id) <= MAX_ID_LENGTH and all(0x21 <= ord(c) <= 0x7E for c in local)
 
 
+def is_valid_server_name(name: str) -> bool:
+    return bool(_SERVER_NAME.match(name))
+
+
 def is_valid_room_id(room_id: str) -> bool:
     if not room_id.startswith("!") or len(room_id) > MAX_ID_LENGTH:
         return False

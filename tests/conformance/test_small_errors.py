@@ -1,5 +1,6 @@
-"""Errors of the account data, receipt, presence and typing endpoints answered as Synapse
-answers them (status and errcode): found by a differential sweep of the client API."""
+"""Errors of the account data, receipt, presence, typing, membership and room directory
+endpoints answered as Synapse answers them (status and errcode): found by a differential
+sweep of the client API."""
 
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ class SmallErrorsConformanceTest(unittest.TestCase):
             await call(alice, "an unknown presence state", "PUT", P + f"/presence/{u}/status", {"presence": "nope"})
             await call(bob, "another user's presence", "PUT", P + f"/presence/{u}/status", {"presence": "online"})
             await call(alice, "another user's typing", "PUT", P + f"/rooms/{r}/typing/{quote(bob.user_id)}", {"typing": True})
+            await call(alice, "unban someone not banned", "POST", P + f"/rooms/{r}/unban", {"user_id": bob.user_id})
+            await call(alice, "ban bob", "POST", P + f"/rooms/{r}/ban", {"user_id": bob.user_id})
+            await call(alice, "invite someone banned", "POST", P + f"/rooms/{r}/invite", {"user_id": bob.user_id})
+            await call(alice, "kick someone banned", "POST", P + f"/rooms/{r}/kick", {"user_id": bob.user_id})
+            await call(alice, "public rooms of a bad server name", "GET", P + "/publicRooms?server=" + quote("bad server"))
+            await call(alice, "the same, POST", "POST", P + "/publicRooms?server=" + quote("bad server"), {})
         pair.assert_same()
         for side in pair:
             steps = {s.name: s for s in side.steps}

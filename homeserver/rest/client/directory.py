@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.web.server import Request
 
-from homeserver.http.errors import BadJson
+from homeserver.http.errors import BadJson, MatrixError
 from homeserver.http.request import parse_integer, parse_json_body, parse_string
 from homeserver.http.server import CLIENT_V3, Router
+from homeserver.util.ids import is_valid_server_name
 
 if TYPE_CHECKING:
     from homeserver.app import HomeServer
@@ -49,8 +50,16 @@ def register(hs: HomeServer, router: Router) -> None:
         await hs.directory.set_visibility(requester, room_id, body.get("visibility", "public"))
         return 200, {}
 
-    async def get_public_rooms(request: Request) -> tuple[int, Any]:
+    def remote_server(request: Request) -> str | None:
         server = parse_string(request, "server")
+        if server:
+            if not is_valid_server_name(server):
+                # Synapse's answer, before any federation is tried.
+                raise MatrixError(400, "M_INVALID_PARAM", f"Invalid server name: {server}")
+        return server
+
+    async def get_public_rooms(request: Request) -> tuple[int, Any]:
+        server = remote_server(request)
         if server and server != hs.server_name:
             return 200, await hs.directory.remote_public_rooms(server, {"limit": parse_integer(request, "limit")})
         return 200, await hs.directory.public_rooms(parse_integer(request, "limit"), parse_string(request, "since"), None)
@@ -58,7 +67,7 @@ def register(hs: HomeServer, router: Router) -> None:
     async def post_public_rooms(request: Request) -> tuple[int, Any]:
         await hs.auth.get_user_by_req(request, allow_guest=True)
         body = parse_json_body(request, allow_empty=True)
-        server = parse_string(request, "server")
+        server = remote_server(request)
         if server and server != hs.server_name:
             return 200, await hs.directory.remote_public_rooms(server, body)
         limit = body.get("limit")
