@@ -27,6 +27,20 @@ async function send(page, text) {
   await input.press("Enter");
 }
 
+/** Waits for `count` search results; on a timeout, says what the panel and the timeline showed. */
+async function expectResults(page, count, timeout = 30000) {
+  try {
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=search-result]").length === n, count, { timeout });
+  } catch (e) {
+    const seen = await page.evaluate(() => ({
+      results: [...document.querySelectorAll("[data-testid=search-result]")].map((x) => x.textContent),
+      coverage: document.querySelector("[data-testid=search-coverage]")?.textContent ?? null,
+      timeline: [...document.querySelectorAll("[data-testid=room-view] [data-testid=message-body]")].map((x) => x.textContent),
+    }));
+    throw new Error(`expected ${count} search results: ${e.message}\n${JSON.stringify(seen)}`, { cause: e });
+  }
+}
+
 async function say(token, roomId, body) {
   const txn = `${Date.now()}-${Math.random()}`;
   return (await api(env, token, "PUT", `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${enc(txn)}`, { msgtype: "m.text", body })).event_id;
@@ -165,7 +179,8 @@ test("message search in an encrypted room: this device's index, kept across a re
   await alice.getByTestId("open-search").click();
   await alice.getByTestId("search-input").fill("swordf");
   await alice.getByTestId("search-input").press("Enter");
-  await alice.waitForFunction(() => document.querySelectorAll("[data-testid=search-result]").length === 2, null, { timeout: 30000 });
+  // after a reload the messages are decrypted (and indexed) again as sync catches up: slow under load
+  await expectResults(alice, 2, 60000);
   const coverage = alice.getByTestId("search-coverage");
   await coverage.getByText(/searched on this device/).waitFor();
   assert.match(await coverage.textContent(), /whole history this device can read/);
