@@ -167,7 +167,8 @@ test("on a new device, 'Jump to first unread message' pages back to the marker; 
     const r = line?.getBoundingClientRect();
     return r && r.top >= t.top - 1 && r.bottom <= t.bottom + 1;
   }, null, { timeout: 30000 });
-  assert.ok(await inView(phone, first), "the first unread message is on screen");
+  // the view may still be settling (a late layout pass) when the line first shows: wait for both
+  await eventually(() => inView(phone, first), "the first unread message is on screen");
   await jump.waitFor({ state: "detached" }); // the line is on screen: no need to offer it
   await shot(phone, "04-first-unread-phone-dark");
   await phone.setViewportSize({ width: 1280, height: 800 });
