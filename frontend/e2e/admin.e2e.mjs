@@ -175,7 +175,8 @@ test("room roles, permissions, remove and ban with a reason", async () => {
   await alice.getByTestId("room-tab-people").click();
   const row = (userId) => alice.locator(`[data-testid=member][data-user-id="${userId}"]`);
   await row(carol.userId).waitFor({ timeout: 30000 });
-  assert.equal(await row(aliceId).getByTestId("member-role").textContent(), "Admin");
+  // Synapse creates v12 rooms, where the creator holds the creator level ("Owner", as Element says)
+  assert.equal(await row(aliceId).getByTestId("member-role").textContent(), env.kind === "synapse" ? "Owner" : "Admin");
   // bob becomes a moderator
   await row(bob.userId).getByTestId("member-manage").click();
   await row(bob.userId).getByTestId("member-role-select").selectOption("50");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { levelChoices, mayChangeUserLevel, PERMISSIONS, roleName, userLevel, withUserLevel, type PowerLevels } from "../src/components/roomsettings/powerLevels";
+import { CREATOR, levelChoices, mayChangeUserLevel, PERMISSIONS, privilegedCreators, roleName, userLevel, withUserLevel, type PowerLevels } from "../src/components/roomsettings/powerLevels";
 import { parseRoomTarget, roomLink, viaServers } from "../src/components/roomsettings/inviteLink";
 import { sortVersions } from "../src/components/roomsettings/Advanced";
 
@@ -28,6 +28,22 @@ describe("power levels", () => {
     expect(mayChangeUserLevel(pl, "@mod:a", "@mod:a", 0, true)).toBe(true); // lowering myself
     expect(mayChangeUserLevel(pl, "@admin:a", "@mod:a", 0, false)).toBe(false); // can't send power_levels
   });
+  it("gives v12 rooms' creators the creator level, which nobody can change", () => {
+    const pl: PowerLevels = { users: { "@mod:hs": 50 } };
+    const creators = privilegedCreators("12", "@alice:hs", { additional_creators: ["@carol:hs", 5] });
+    expect([...creators]).toEqual(["@alice:hs", "@carol:hs"]);
+    expect(privilegedCreators("11", "@alice:hs", {}).size).toBe(0);
+    expect(privilegedCreators("org.matrix.hydra.11", "@alice:hs", {}).has("@alice:hs")).toBe(true);
+    expect(userLevel(pl, "@alice:hs", creators)).toBe(CREATOR);
+    expect(userLevel(pl, "@mod:hs", creators)).toBe(50);
+    expect(roleName(CREATOR)).toBe("Owner");
+    // a creator sets others' levels, up to admin and beyond; nobody sets a creator's
+    expect(mayChangeUserLevel(pl, "@alice:hs", "@mod:hs", 100, true, creators)).toBe(true);
+    expect(mayChangeUserLevel(pl, "@alice:hs", "@carol:hs", 0, true, creators)).toBe(false);
+    expect(mayChangeUserLevel(pl, "@alice:hs", "@alice:hs", 0, true, creators)).toBe(false);
+    expect(mayChangeUserLevel({ users: { "@mod:hs": 100 } }, "@mod:hs", "@alice:hs", 0, true, creators)).toBe(false);
+  });
+
   it("reads and writes permissions with the spec's defaults", () => {
     const byId = Object.fromEntries(PERMISSIONS.map((p) => [p.id, p]));
     expect(byId.invite.get({})).toBe(0);

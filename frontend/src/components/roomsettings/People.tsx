@@ -3,7 +3,7 @@ import { KnownMembership, type MatrixClient, type Room, type RoomMember } from "
 import type { VerificationRequest } from "matrix-js-sdk/lib/crypto-api/index.js";
 import { Avatar } from "../Avatar";
 import { ErrorText } from "../Dialog";
-import { levelChoices, mayChangeUserLevel, roleName, userLevel, withUserLevel, type PowerLevels } from "./powerLevels";
+import { CREATOR, levelChoices, mayChangeUserLevel, roleName, roomCreators, userLevel, withUserLevel, type PowerLevels } from "./powerLevels";
 import { useRun } from "./useRun";
 
 const GROUPS: { membership: string; title: string }[] = [
@@ -17,13 +17,14 @@ const GROUPS: { membership: string; title: string }[] = [
 export function People({ client, room, onVerify }: { client: MatrixClient; room: Room; onVerify?: (r: VerificationRequest) => void }) {
   const me = client.getSafeUserId();
   const pl: PowerLevels = (room.currentState.getStateEvents("m.room.power_levels", "")?.getContent<PowerLevels>() ?? {});
+  const creators = roomCreators(room);
   const { busy, error, info, run } = useRun();
   const [open, setOpen] = useState<string | null>(null);
   const [filter, setFilter] = useState("");
   const members = room.getMembers();
   const q = filter.trim().toLowerCase();
   const shown = q ? members.filter((m) => m.name.toLowerCase().includes(q) || m.userId.toLowerCase().includes(q)) : members;
-  const byLevel = (a: RoomMember, b: RoomMember) => userLevel(pl, b.userId) - userLevel(pl, a.userId) || a.name.localeCompare(b.name);
+  const byLevel = (a: RoomMember, b: RoomMember) => compareLevels(userLevel(pl, b.userId, creators), userLevel(pl, a.userId, creators)) || a.name.localeCompare(b.name);
 
   return (
     <div className="stack" data-testid="room-people">
@@ -46,6 +47,7 @@ export function People({ client, room, onVerify }: { client: MatrixClient; room:
                   room={room}
                   member={m}
                   pl={pl}
+                  creators={creators}
                   me={me}
                   open={open === m.userId}
                   onToggle={() => setOpen(open === m.userId ? null : m.userId)}
@@ -67,11 +69,17 @@ export function People({ client, room, onVerify }: { client: MatrixClient; room:
   );
 }
 
-function MemberRow({ client, room, member: m, pl, me, open, onToggle, busy, run, onVerify }: {
+/** b − a for levels that may be the creators' Infinity (where Infinity − Infinity is NaN). */
+function compareLevels(b: number, a: number): number {
+  return b === a ? 0 : b > a ? 1 : -1;
+}
+
+function MemberRow({ client, room, member: m, pl, creators, me, open, onToggle, busy, run, onVerify }: {
   client: MatrixClient;
   room: Room;
   member: RoomMember;
   pl: PowerLevels;
+  creators: ReadonlySet<string>;
   me: string;
   open: boolean;
   onToggle: () => void;
@@ -81,8 +89,8 @@ function MemberRow({ client, room, member: m, pl, me, open, onToggle, busy, run,
 }) {
   const [reason, setReason] = useState("");
   const state = room.currentState;
-  const level = userLevel(pl, m.userId);
-  const myLevel = userLevel(pl, me);
+  const level = userLevel(pl, m.userId, creators);
+  const myLevel = userLevel(pl, me, creators);
   const canSendPl = state.maySendStateEvent("m.room.power_levels", me);
   const isMe = m.userId === me;
   const joined = m.membership === KnownMembership.Join;
@@ -90,7 +98,7 @@ function MemberRow({ client, room, member: m, pl, me, open, onToggle, busy, run,
   const canBan = !isMe && m.membership !== KnownMembership.Ban && state.hasSufficientPowerLevelFor("ban", myLevel) && level < myLevel;
   const canUnban = m.membership === KnownMembership.Ban && state.hasSufficientPowerLevelFor("ban", myLevel);
   const canAdmit = m.membership === KnownMembership.Knock && room.canInvite(me);
-  const canSetRole = joined && mayChangeUserLevel(pl, me, m.userId, Math.min(level, myLevel), canSendPl);
+  const canSetRole = joined && mayChangeUserLevel(pl, me, m.userId, Math.min(level, myLevel), canSendPl, creators);
   const hasActions = canKick || canBan || canUnban || canSetRole || canAdmit;
   const name = m.name;
 
@@ -114,7 +122,7 @@ function MemberRow({ client, room, member: m, pl, me, open, onToggle, busy, run,
           </strong>
           <span className="muted small ellipsis">{m.userId}</span>
         </span>
-        {level !== (pl.users_default ?? 0) || level >= 50 ? <span className={`role role-${level >= 100 ? "admin" : level >= 50 ? "mod" : "custom"}`} data-testid="member-role">{roleName(level, pl.users_default ?? 0)}</span> : <span />}
+        {level !== (pl.users_default ?? 0) || level >= 50 ? <span className={`role role-${level === CREATOR ? "owner" : level >= 100 ? "admin" : level >= 50 ? "mod" : "custom"}`} data-testid="member-role">{roleName(level, pl.users_default ?? 0)}</span> : <span />}
         {onVerify && !isMe && joined && room.hasEncryptionStateEvent() ? (
           <button className="btn btn-sm" data-testid="verify-user" disabled={busy} onClick={() => void run(async () => onVerify(await client.getCrypto()!.requestVerificationDM(m.userId, room.roomId)))}>
             Verify

@@ -1,7 +1,7 @@
 import { useState } from "react";
 import type { MatrixClient, Room } from "matrix-js-sdk";
 import { ErrorText } from "../Dialog";
-import { levelChoices, PERMISSIONS, userLevel, type PowerLevels } from "./powerLevels";
+import { levelChoices, PERMISSIONS, roomCreators, userLevel, type PowerLevels } from "./powerLevels";
 import { useRun } from "./useRun";
 
 /** Who can do what: each permission's minimum role. Saved as one m.room.power_levels event. */
@@ -10,7 +10,7 @@ export function Permissions({ client, room }: { client: MatrixClient; room: Room
   const saved: PowerLevels = (room.currentState.getStateEvents("m.room.power_levels", "")?.getContent<PowerLevels>() ?? {});
   const [changes, setChanges] = useState<Record<string, number>>({});
   const { busy, error, info, run } = useRun();
-  const myLevel = userLevel(saved, me);
+  const myLevel = userLevel(saved, me, roomCreators(room));
   const canEdit = room.currentState.maySendStateEvent("m.room.power_levels", me);
   const dirty = Object.keys(changes).length > 0;
   const admins = Object.entries(saved.users ?? {}).filter(([, l]) => typeof l === "number" && l >= 100).length;

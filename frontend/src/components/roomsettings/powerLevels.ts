@@ -1,5 +1,6 @@
 // m.room.power_levels, read and changed as pure functions (spec: "m.room.power_levels", and the auth
 // rules that say who may change what). Content from the wire is untrusted: every field is checked.
+import type { Room } from "matrix-js-sdk";
 
 export interface PowerLevels {
   users?: Record<string, number>;
@@ -17,18 +18,41 @@ export interface PowerLevels {
 
 export const ADMIN = 100;
 export const MODERATOR = 50;
+/** Room creators' level in room versions 12+ (MSC4289): above any number, never in `users`. */
+export const CREATOR = Infinity;
+
+/**
+ * The room's creators where they hold the creator level: room versions 12 and later (and the
+ * MSC4289 test version `org.matrix.hydra.11`) give the create event's sender and its
+ * `additional_creators` infinite power. Empty for older versions, where creators are ordinary users.
+ */
+export function privilegedCreators(roomVersion: string, createSender: string | undefined, createContent: Record<string, unknown> | undefined): Set<string> {
+  const v = Number(roomVersion);
+  const privileged = (Number.isInteger(v) && v >= 12) || roomVersion.startsWith("org.matrix.hydra.");
+  if (!privileged || !createSender) return new Set();
+  const extra = Array.isArray(createContent?.additional_creators) ? createContent.additional_creators.filter((u): u is string => typeof u === "string") : [];
+  return new Set([createSender, ...extra]);
+}
 
 function num(v: unknown, fallback: number): number {
   return typeof v === "number" && Number.isFinite(v) ? v : fallback;
 }
 
-/** A user's level: their entry in `users`, else `users_default`. */
-export function userLevel(pl: PowerLevels, userId: string): number {
+/** `privilegedCreators` of a room as the client has it. */
+export function roomCreators(room: Room): Set<string> {
+  const create = room.currentState.getStateEvents("m.room.create", "");
+  return privilegedCreators(room.getVersion(), create?.getSender(), create?.getContent());
+}
+
+/** A user's level: a creator's in v12+ rooms, else their entry in `users`, else `users_default`. */
+export function userLevel(pl: PowerLevels, userId: string, creators: ReadonlySet<string> = new Set()): number {
+  if (creators.has(userId)) return CREATOR;
   const users = pl.users && typeof pl.users === "object" ? pl.users : {};
   return num(users[userId], num(pl.users_default, 0));
 }
 
 export function roleName(level: number, usersDefault = 0): string {
+  if (level === CREATOR) return "Owner"; // Element's name for a v12 room's creators
   if (level >= ADMIN) return "Admin";
   if (level >= MODERATOR) return "Moderator";
   if (level === usersDefault || level === 0) return "Member";
@@ -48,12 +72,14 @@ export function withUserLevel(pl: PowerLevels, userId: string, level: number): P
  * I can send the event, the new level is no higher than mine, and the target's current level is
  * below mine (or the target is me: anyone may lower themselves).
  */
-export function mayChangeUserLevel(pl: PowerLevels, me: string, target: string, level: number, canSendPowerLevels: boolean): boolean {
+export function mayChangeUserLevel(pl: PowerLevels, me: string, target: string, level: number, canSendPowerLevels: boolean, creators: ReadonlySet<string> = new Set()): boolean {
   if (!canSendPowerLevels) return false;
-  const mine = userLevel(pl, me);
+  // a creator's level is not in the content: nobody can change it (v12 auth rules refuse them in `users`)
+  if (creators.has(target)) return false;
+  const mine = userLevel(pl, me, creators);
   if (level > mine) return false;
   if (target === me) return true;
-  return userLevel(pl, target) < mine;
+  return userLevel(pl, target, creators) < mine;
 }
 
 /** The permissions shown in room settings: where each lives in the content, and its default. */
