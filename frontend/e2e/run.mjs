@@ -16,7 +16,8 @@ if (!env.E2E_SKIP_BUILD) {
   if (b.status !== 0) process.exit(b.status ?? 1);
 }
 // E2E_ONLY=call (or a group or file name below; or a comma-separated list) runs only those files.
-// "chat" is every chat feature (they run against Synapse too); webpush, call, firstvisit and websocket need WSPR.
+// "chat" is every chat feature (they run against Synapse too); webpush, call, firstvisit and websocket need WSPR;
+// a11y (axe-core on every screen, keyboard-only use) is checked against WSPR.
 const GROUPS = {
   chat: ["chat", "composer", "reading", "notifications", "find", "threads", "admin"],
   history: ["history"],
@@ -25,6 +26,7 @@ const GROUPS = {
   firstvisit: ["firstvisit"],
   websocket: ["websocket"],
   oauth: ["oauth"],
+  a11y: ["a11y"],
 };
 const only = env.E2E_ONLY ? env.E2E_ONLY.split(",").map((s) => s.trim()) : null;
 const names = only ? only.flatMap((o) => GROUPS[o] ?? [o]) : Object.values(GROUPS).flat();

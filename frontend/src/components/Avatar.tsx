@@ -22,7 +22,7 @@ export function Avatar({
   return (
     <span className="avatar" style={{ width: size, height: size, fontSize: size * 0.42, background: url ? undefined : colorFor(id) }} title={name}>
       {url ? <img src={url} alt="" /> : <span aria-hidden="true">{initialOf(name)}</span>}
-      {presence && presence !== "offline" ? <span className={`presence presence-${presence}`} aria-label={presence} /> : null}
+      {presence && presence !== "offline" ? <span className={`presence presence-${presence}`} role="img" aria-label={presence} /> : null}
     </span>
   );
 }

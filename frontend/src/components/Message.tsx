@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useRef, useState } from "react";
 import type { MatrixClient, Room, RoomMember } from "matrix-js-sdk";
 import type { TimelineItem } from "../lib/timeline";
 import { plainTextOf, textField } from "../lib/timeline";
@@ -35,9 +35,11 @@ interface Props {
   thread?: ThreadInfo;
   threadUnread?: ThreadUnread | null;
   onThread?: () => void;
+  /** the list's roving tabindex: 0 for the message that is the list's Tab stop, else -1 */
+  tabIndex?: number;
 }
 
-function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trustEpoch, onReply, onEdit, onDelete, onReact, onRetry, thread, threadUnread, onThread }: Props) {
+function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trustEpoch, onReply, onEdit, onDelete, onReact, onRetry, thread, threadUnread, onThread, tabIndex = -1 }: Props) {
   const [picker, setPicker] = useState(false);
   // the picker opens beside the button that asked for it
   const [fullPicker, setFullPicker] = useState<HTMLElement | null>(null);
@@ -50,6 +52,13 @@ function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trust
   // the push rules' verdict: mentions of me (by name, pill or m.mentions) and keywords
   const highlight = !mine && canInteract && !!client.getPushActionsForEvent(item.event)?.tweaks?.highlight;
   const react = (key: string) => onReact(key, item.reactions.find((r) => r.key === key)?.mine);
+  const reactButton = useRef<HTMLButtonElement>(null);
+  // closing the reaction pickers puts focus back on the button that opened them
+  const closePicker = () => {
+    setFullPicker(null);
+    setPicker(false);
+    reactButton.current?.focus();
+  };
 
   return (
     <div
@@ -58,7 +67,65 @@ function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trust
       data-event-id={item.id}
       data-sender={item.sender}
       data-encrypted={item.encrypted ? "true" : "false"}
+      tabIndex={tabIndex}
     >
+      {/* first in the message (it floats over its top-right corner): Tab from a focused message reaches the actions first */}
+      {canInteract && (
+        <div className="msg-actions" role="toolbar" aria-label="Message actions">
+          <button ref={reactButton} className="icon-btn sm" aria-label="React" aria-expanded={picker} onClick={() => setPicker((p) => !p)}>
+            <IconSmile width={16} height={16} />
+          </button>
+          {picker && (
+            <div className="reaction-picker" role="group" aria-label="Quick reactions" onKeyDown={(e) => e.key === "Escape" && (e.stopPropagation(), closePicker())}>
+              {QUICK_REACTIONS.map((k, i) => (
+                <button
+                  key={k}
+                  autoFocus={i === 0}
+                  aria-label={`React with ${k}`}
+                  onClick={() => {
+                    closePicker();
+                    react(k);
+                  }}
+                >
+                  {k}
+                </button>
+              ))}
+              <button className="more-reactions" aria-label="More reactions" title="More reactions" data-testid="more-reactions" onClick={(e) => setFullPicker(e.currentTarget)}>
+                <IconPlus width={16} height={16} />
+              </button>
+            </div>
+          )}
+          <button className="icon-btn sm" aria-label="Reply" onClick={onReply}>
+            <IconReply width={16} height={16} />
+          </button>
+          {onThread && (
+            <button className="icon-btn sm" aria-label="Reply in thread" onClick={onThread} data-testid="reply-in-thread">
+              <IconThread width={16} height={16} />
+            </button>
+          )}
+          {mine && item.content.msgtype === "m.text" && (
+            <button className="icon-btn sm" aria-label="Edit" onClick={onEdit}>
+              <IconEdit width={16} height={16} />
+            </button>
+          )}
+          {mine && (
+            <button className="icon-btn sm" aria-label="Delete" onClick={() => confirm("Delete this message for everyone?") && onDelete()}>
+              <IconTrash width={16} height={16} />
+            </button>
+          )}
+          {fullPicker && (
+            <EmojiPicker
+              anchor={fullPicker}
+              label="React with an emoji"
+              onPick={(u) => {
+                closePicker();
+                react(u);
+              }}
+              onClose={closePicker}
+            />
+          )}
+        </div>
+      )}
       <div className="msg-gutter">{!grouped && <Avatar client={client} id={item.sender} name={name} mxc={member?.getMxcAvatarUrl()} size={36} />}</div>
       <div className="msg-main">
         {!grouped && (
@@ -96,7 +163,7 @@ function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trust
         {item.reactions.length > 0 && (
           <div className="reactions">
             {item.reactions.map((r) => (
-              <button key={r.key} className={`reaction ${r.mine ? "mine" : ""}`} onClick={() => onReact(r.key, r.mine)} title={r.senders.map((s) => room.getMember(s)?.name ?? s).join(", ")}>
+              <button key={r.key} className={`reaction ${r.mine ? "mine" : ""}`} aria-pressed={!!r.mine} onClick={() => onReact(r.key, r.mine)} title={r.senders.map((s) => room.getMember(s)?.name ?? s).join(", ")}>
                 {r.key} <span>{r.senders.length}</span>
               </button>
             ))}
@@ -112,64 +179,6 @@ function MessageImpl({ client, room, item, grouped, replyTarget, receipts, trust
           </div>
         )}
       </div>
-      {canInteract && (
-        <div className="msg-actions" role="toolbar" aria-label="Message actions">
-          <button className="icon-btn sm" aria-label="React" onClick={() => setPicker((p) => !p)}>
-            <IconSmile width={16} height={16} />
-          </button>
-          <button className="icon-btn sm" aria-label="Reply" onClick={onReply}>
-            <IconReply width={16} height={16} />
-          </button>
-          {onThread && (
-            <button className="icon-btn sm" aria-label="Reply in thread" onClick={onThread} data-testid="reply-in-thread">
-              <IconThread width={16} height={16} />
-            </button>
-          )}
-          {mine && item.content.msgtype === "m.text" && (
-            <button className="icon-btn sm" aria-label="Edit" onClick={onEdit}>
-              <IconEdit width={16} height={16} />
-            </button>
-          )}
-          {mine && (
-            <button className="icon-btn sm" aria-label="Delete" onClick={() => confirm("Delete this message for everyone?") && onDelete()}>
-              <IconTrash width={16} height={16} />
-            </button>
-          )}
-          {picker && (
-            <div className="reaction-picker">
-              {QUICK_REACTIONS.map((k) => (
-                <button
-                  key={k}
-                  onClick={() => {
-                    setPicker(false);
-                    react(k);
-                  }}
-                >
-                  {k}
-                </button>
-              ))}
-              <button className="more-reactions" aria-label="More reactions" title="More reactions" data-testid="more-reactions" onClick={(e) => setFullPicker(e.currentTarget)}>
-                <IconPlus width={16} height={16} />
-              </button>
-            </div>
-          )}
-          {fullPicker && (
-            <EmojiPicker
-              anchor={fullPicker}
-              label="React with an emoji"
-              onPick={(u) => {
-                setFullPicker(null);
-                setPicker(false);
-                react(u);
-              }}
-              onClose={() => {
-                setFullPicker(null);
-                setPicker(false);
-              }}
-            />
-          )}
-        </div>
-      )}
     </div>
   );
 }

@@ -23,6 +23,7 @@ import { RoomReplaced, replacementOf } from "./roomsettings/RoomReplaced";
 import { CallSlot } from "../calls/CallSlot";
 import { useRoomTrust, useTrustEpoch } from "./trust";
 import { useTimelineScroll } from "./useTimelineScroll";
+import { useMessageFocus } from "./messageFocus";
 import { useReadPosition } from "../reading/useReadPosition";
 import { JumpToLatest, JumpToUnread, UnreadLine } from "../reading/ReadingControls";
 import { timelineIndex } from "../reading/readPosition";
@@ -59,6 +60,7 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
   // replies in threads live in their thread (the side panel), not here
   const items = buildTimeline(events, me).filter(threads.inMain);
   const byId = new Map(items.map((i) => [i.id, i]));
+  const focus = useMessageFocus(items.filter((i) => i.kind !== "notice").map((i) => i.id));
   const encrypted = room.hasEncryptionStateEvent();
   const membership = room.getMyMembership();
   const dmUser = directRoomUserId(client, room);
@@ -218,6 +220,7 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
                 replyTarget={item.replyTo ? byId.get(item.replyTo) : undefined}
                 receipts={receiptMap.get(item.id) ?? []}
                 trustEpoch={trustEpoch}
+                tabIndex={focus.tabIndexFor(item.id)}
                 onReply={() => {
                   setEditing(null);
                   setReplyTo(item);
@@ -264,7 +267,8 @@ export function RoomView({ client, room, onBack, onLeft, onVerify }: { client: M
       <div className="timeline-wrap">
       {read.unreadAbove && !autoSeeking && <JumpToUnread busy={seeking} onJump={() => void jumpToFirstUnread(25)} onDismiss={read.markAllRead} />}
       <div className="timeline" ref={scroller} data-testid="timeline">
-        <div className="timeline-inner" ref={content}>
+        {/* a live region: new messages are announced as they arrive (role="log" is polite and reads additions only) */}
+        <div className="timeline-inner" ref={content} role="log" aria-live="polite" aria-relevant="additions" aria-label={`Messages in ${room.name}`} onKeyDown={focus.onKeyDown} onFocus={focus.onFocus}>
           {atStart ? (
             <div className="timeline-start muted small" data-testid="timeline-start">This is the beginning of the conversation.</div>
           ) : (

@@ -7,6 +7,7 @@ import { buildTimeline, continues, type TimelineItem } from "../../lib/timeline"
 import { sendFile, sendReaction, sendText } from "../../lib/client";
 import { describeError } from "../../lib/errors";
 import { Message } from "../Message";
+import { useMessageFocus } from "../messageFocus";
 import { Composer } from "../Composer";
 import { useTrustEpoch } from "../trust";
 import { threadReplyTarget, threadRootOf } from "./relation";
@@ -86,6 +87,7 @@ export function ThreadView({ client, room, rootId }: { client: MatrixClient; roo
     // in a thread, m.in_reply_to is only the fallback for clients without threads, unless it says otherwise
     .map((it) => (it.id === rootId ? it : { ...it, replyTo: threadReplyTarget(it.event) }));
   const itemById = new Map(items.map((i) => [i.id, i]));
+  const focus = useMessageFocus(items.map((i) => i.id));
   const latest = replies.at(-1) ?? root;
   const latestId = latest?.getId();
 
@@ -145,6 +147,7 @@ export function ThreadView({ client, room, rootId }: { client: MatrixClient; roo
         ) : !root ? (
           <p className="muted small thread-status">This thread's first message isn't available.</p>
         ) : null}
+        <div role="log" aria-live="polite" aria-relevant="additions" aria-label="Thread" onKeyDown={focus.onKeyDown} onFocus={focus.onFocus}>
         {items.map((item, i) => (
           <div key={item.id} className={item.id === rootId ? "thread-root" : undefined}>
             <Message
@@ -155,6 +158,7 @@ export function ThreadView({ client, room, rootId }: { client: MatrixClient; roo
               replyTarget={item.replyTo ? itemById.get(item.replyTo) : undefined}
               receipts={[]}
               trustEpoch={trustEpoch}
+              tabIndex={focus.tabIndexFor(item.id)}
               onReply={() => {
                 setEditing(null);
                 setReplyTo(item);
@@ -179,6 +183,7 @@ export function ThreadView({ client, room, rootId }: { client: MatrixClient; roo
             )}
           </div>
         ))}
+        </div>
       </div>
       {error && (
         <div className="alert alert-error room-error" role="alert" onClick={() => setError(null)}>
