@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MatrixEvent } from "matrix-js-sdk";
-import { buildTimeline, continues, describeStateEvent, plainTextOf } from "../src/lib/timeline";
+import { buildTimeline, continues, describeStateEvent, plainTextOf, stripReplyFallback } from "../src/lib/timeline";
 import { sortRooms, initialOf, formatTime, dayLabel } from "../src/lib/rooms";
 
 let n = 0;
@@ -116,5 +116,22 @@ describe("formatBytes", () => {
     expect(formatBytes(16)).toBe("16 bytes");
     expect(formatBytes(1536)).toBe("1.5 KB");
     expect(formatBytes(5 * 1024 * 1024)).toBe("5.0 MB");
+  });
+});
+
+describe("stripReplyFallback", () => {
+  it("drops the quote older clients put in a reply (body and formatted_body)", () => {
+    const stripped = stripReplyFallback({
+      msgtype: "m.text",
+      body: "> <@alice:hs> Where are we meeting?\n> Tomorrow?\n\nAt the station",
+      format: "org.matrix.custom.html",
+      formatted_body: '<mx-reply><blockquote><a href="https://matrix.to/#/!r/$e">In reply to</a> <a href="https://matrix.to/#/@alice:hs">@alice:hs</a><br>Where are we meeting?</blockquote></mx-reply>At the <b>station</b>',
+    });
+    expect(stripped.body).toBe("At the station");
+    expect(stripped.formatted_body).toBe("At the <b>station</b>");
+  });
+  it("leaves a reply without a quote, and a message that only quotes, as they are", () => {
+    expect(stripReplyFallback({ body: "At the station" }).body).toBe("At the station");
+    expect(stripReplyFallback({ body: "> only a quote" }).body).toBe("> only a quote");
   });
 });

@@ -49,6 +49,24 @@ function relation(ev: MatrixEvent): Relation | undefined {
 }
 
 /** Describes a state event for the timeline, or null to hide it. */
+/**
+ * A reply's content without the quote of the replied-to message that older clients put in it (the
+ * spec's rich-reply fallback, dropped from the spec in v1.13): the leading "> " lines of `body` and
+ * the leading `<mx-reply>` of `formatted_body`. The reply is shown with its own preview of that message.
+ */
+export function stripReplyFallback(content: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...content };
+  if (typeof out.body === "string" && out.body.startsWith(">")) {
+    const lines = out.body.split("\n");
+    let i = 0;
+    while (i < lines.length && (lines[i].startsWith("> ") || lines[i] === ">")) i++;
+    if (i < lines.length && lines[i] === "") i++;
+    if (i > 0 && i < lines.length) out.body = lines.slice(i).join("\n");
+  }
+  if (typeof out.formatted_body === "string") out.formatted_body = out.formatted_body.replace(/^\s*<mx-reply>[\s\S]*?<\/mx-reply>/, "");
+  return out;
+}
+
 export function describeStateEvent(ev: MatrixEvent, nameOf: (userId: string) => string): string | null {
   const c = ev.getContent();
   const p = ev.getPrevContent();
@@ -159,8 +177,9 @@ export function buildTimeline(events: MatrixEvent[], myUserId: string): Timeline
     if (MESSAGE_TYPES.has(type)) {
       const edit = edits.get(id);
       const newContent = edit?.getContent()["m.new_content"] as Record<string, unknown> | undefined;
-      const content: Record<string, unknown> = newContent ? { ...newContent } : { ...ev.getContent() };
       const replyTo = rel?.["m.in_reply_to"]?.event_id ?? contentRelation(ev)?.["m.in_reply_to"]?.event_id;
+      const raw: Record<string, unknown> = newContent ? { ...newContent } : { ...ev.getContent() };
+      const content = replyTo && !newContent ? stripReplyFallback(raw) : raw;
       items.push({ ...base, kind: "message", content, edited: !!edit, replyTo });
       continue;
     }
