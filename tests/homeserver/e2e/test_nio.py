@@ -44,19 +44,31 @@ async def _step(client: AsyncClient, timeout_ms: int = 0) -> Any:
 async def _wait_for_text(client: AsyncClient, room_id: str, body: str, other: AsyncClient) -> list[str]:
     """Syncs until the decrypted message shows up; returns decrypted bodies seen."""
     seen: list[str] = []
+    # The message and its room key travel apart (a PDU and a to-device EDU, over federation
+    # too): a message that came first is decrypted again once the key is there, as clients do.
+    waiting: list[Any] = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         resp = await _step(client, 500)
         await _step(other, 0)  # keeps the other side's key traffic flowing
         room = resp.rooms.join.get(room_id)
-        for event in room.timeline.events if room else []:
+        for original in list(waiting) + list(room.timeline.events if room else []):
+            event = original
+            if isinstance(original, nio.MegolmEvent):
+                try:
+                    event = client.decrypt_event(original)
+                except nio.EncryptionError:
+                    if original not in waiting:
+                        waiting.append(original)
+                    continue
+                if original in waiting:
+                    waiting.remove(original)
             if isinstance(event, nio.RoomMessageText):
                 seen.append(event.body)
-            elif isinstance(event, nio.MegolmEvent):
-                seen.append("<undecryptable>")
         if body in seen:
-            return seen
-    raise AssertionError(f"{client.user_id} never decrypted {body!r}; saw {seen}")
+            return seen + ["<undecryptable>"] * len(waiting)
+    undecrypted = ["<undecryptable>"] * len(waiting)
+    raise AssertionError(f"{client.user_id} never decrypted {body!r}; saw {seen + undecrypted}")
 
 
 async def _scenario(
